@@ -1,0 +1,127 @@
+"""Credentials: the Alibaba Cloud default chain, checked once and failing fast.
+
+The SDK asks its credential for keys on every request and, when the chain finds nothing, pays the
+ECS metadata probe (about 2 s) every time and prints tracebacks. :class:`CredentialGate` asks
+once, bounded in time, remembers a failure for a while, and turns it into a one-line
+:class:`ConfigurationError` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ._errors import NO_CREDENTIALS_HINT, ConfigurationError, describe
+
+#: How long the first lookup may take before globesms gives up (the SDK's own ECS probe alone
+#: can take 2 s off-cloud).
+LOOKUP_TIMEOUT = 2.0
+#: How long a failed lookup is remembered before the chain is asked again.
+FAILURE_TTL = 30.0
+
+
+class CredentialSource(Protocol):
+    """What the SDK needs from a credential: ``alibabacloud_credentials.client.Client`` fits."""
+
+    def get_credential(self) -> Any: ...
+
+
+def default_credential() -> CredentialSource:
+    """The ``alibabacloud_credentials`` default chain (environment, OIDC, profiles, ECS, URI)."""
+    from alibabacloud_credentials.client import Client as CredentialClient
+
+    client: CredentialSource = CredentialClient()
+    return client
+
+
+class CredentialGate:
+    """Checks once that a credential can be found, and fails fast while it cannot."""
+
+    def __init__(
+        self,
+        credential: CredentialSource,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = LOOKUP_TIMEOUT,
+        failure_ttl: float = FAILURE_TTL,
+    ) -> None:
+        self._credential = credential
+        self._clock = clock
+        self._timeout = timeout
+        self._failure_ttl = failure_ttl
+        self._lock = threading.Lock()
+        self._ok = False
+        self._failed_at: float | None = None
+        self._failure: ConfigurationError | None = None
+        self._probe: threading.Thread | None = None
+        self._done = threading.Event()
+
+    def ensure(self) -> None:
+        """Return when a credential was found; raise :class:`ConfigurationError` otherwise."""
+        if self._ok:
+            return
+        with self._lock:
+            if self._ok:
+                return
+            if (
+                self._failure is not None
+                and self._failed_at is not None
+                and self._clock() - self._failed_at < self._failure_ttl
+            ):
+                raise self._copy_failure()
+            if self._probe is None or not self._probe.is_alive():
+                self._done.clear()
+                context = contextvars.copy_context()
+                self._probe = threading.Thread(
+                    target=context.run, args=(self._lookup,), name="globesms-credentials",
+                    daemon=True,
+                )
+                self._probe.start()
+            finished = self._done.wait(self._timeout)
+            if self._ok:
+                return
+            if not finished:
+                self._failure = ConfigurationError(
+                    f"no Alibaba Cloud credential found within {self._timeout:g} s "
+                    "(the metadata service did not answer): " + _FIX,
+                    code="NoCredentials",
+                )
+            self._failed_at = self._clock()
+            raise self._copy_failure()
+
+    def _lookup(self) -> None:
+        try:
+            self._credential.get_credential()
+        except Exception as exc:  # any failure of the chain means "no usable credential"
+            failure = ConfigurationError(NO_CREDENTIALS_HINT, code="NoCredentials")
+            failure.__cause__ = describe(exc)
+            self._failure = failure
+        else:
+            self._ok = True
+            self._failure = None
+        finally:
+            self._done.set()
+
+    def _copy_failure(self) -> ConfigurationError:
+        failure = self._failure or ConfigurationError(NO_CREDENTIALS_HINT, code="NoCredentials")
+        copy = ConfigurationError(failure.hint, code=failure.code)
+        copy.__cause__ = failure.__cause__
+        return copy
+
+
+_FIX = NO_CREDENTIALS_HINT.split(": ", 1)[1]
+
+
+def static_credential(access_key_id: str, access_key_secret: str) -> CredentialSource:
+    """A fixed AccessKey pair (for the sandbox and tests; production uses the default chain)."""
+    from alibabacloud_credentials.client import Client as CredentialClient
+    from alibabacloud_credentials.models import Config
+
+    client: CredentialSource = CredentialClient(
+        Config(type="access_key", access_key_id=access_key_id,
+               access_key_secret=access_key_secret)
+    )
+    return client

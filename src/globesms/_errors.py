@@ -1,0 +1,474 @@
+"""Errors: one root, a shallow tree grouped by what the caller does next, and one mapping table.
+
+::
+
+    SmsError                      unknown provider code: read `code`, contact support
+    ├── InvalidRequest            fix the input; nothing was sent
+    │   └── InvalidRecipient      fix the phone number
+    ├── MessageRejected           fix the sender ID, the content or the destination
+    ├── AccountError              fix the Alibaba Cloud account (activation, balance, state)
+    ├── AuthError                 fix the keys, the RAM policy or the clock
+    ├── ConfigurationError        fix globesms settings or the credential chain
+    ├── TransientError            nothing was sent; retrying later can succeed
+    │   ├── Throttled             rate limited; honour `retry_after`
+    │   ├── ServiceUnavailable    the provider said it is temporarily failing
+    │   └── NetworkError          the request never left this machine
+    └── DeliveryUncertain         the SMS may have gone out; do not blindly resend
+
+Every provider code, HTTP status and transport failure is turned into one of these by
+:func:`error_for_code` (provider answers) or :func:`error_for_exception` (anything the SDK raises),
+through the tables below. The most specific rule wins: the exact code (with a legacy ``isv.`` /
+``isp.`` prefix stripped), then a code family, then the HTTP status, then the root class.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+_CODE_PREFIXES = ("isv.", "isp.")
+
+
+class SmsError(Exception):
+    """Root of every error globesms raises.
+
+    Attributes: ``code`` (the provider's code verbatim, or ours), ``request_id``, ``http_status``,
+    ``retryable`` (a later attempt could succeed; stays True for a transient failure after the
+    attempts ran out), ``retry_after`` (seconds, from the server or the mapping table),
+    ``attempts`` (requests made) and ``hint`` (what to do).
+    """
+
+    default_hint: ClassVar[str] = (
+        "the provider answered with a code globesms does not know; quote the code and request id "
+        "to Alibaba Cloud support"
+    )
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        attempts: int = 0,
+    ) -> None:
+        self.hint = hint or self.default_hint
+        self.code = code
+        self.request_id = request_id
+        self.http_status = http_status
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.attempts = attempts
+        super().__init__(self.hint)
+
+    def __str__(self) -> str:
+        prefix = f"[{self.request_id}] " if self.request_id else ""
+        code = f"{self.code}: " if self.code else ""
+        return f"{prefix}{code}{self.hint}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, request_id={self.request_id!r}, "
+            f"http_status={self.http_status!r}, retryable={self.retryable!r}, "
+            f"retry_after={self.retry_after!r}, attempts={self.attempts!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.hint, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[SmsError], hint: str, state: dict[str, Any]) -> SmsError:
+    error = cls(hint)
+    error.__dict__.update(state)
+    return error
+
+
+class InvalidRequest(SmsError):
+    """The request is wrong; nothing was sent. Fix the input."""
+
+    default_hint = "a request parameter is invalid; fix it before sending again"
+
+
+class InvalidRecipient(InvalidRequest):
+    """The phone number cannot be sent to; nothing was sent."""
+
+    default_hint = "the phone number is not a valid international mobile number"
+
+
+class MessageRejected(SmsError):
+    """The provider refused the sender ID, the content or the destination."""
+
+    default_hint = "the provider refused this message; change the sender ID, text or destination"
+
+
+class AccountError(SmsError):
+    """The Alibaba Cloud account cannot send (not activated, suspended, out of balance)."""
+
+    default_hint = "the Alibaba Cloud account cannot send SMS; check it in the SMS console"
+
+
+class AuthError(SmsError):
+    """The request was not authenticated or not authorised."""
+
+    default_hint = "the request was not authorised; check the AccessKey, RAM policy and clock"
+
+
+class ConfigurationError(SmsError):
+    """globesms or the credential chain is set up wrongly; raised before anything is sent."""
+
+    default_hint = "globesms is not configured correctly"
+
+    def __init__(self, hint: str | None = None, *, key: str | None = None, **kwargs: Any) -> None:
+        self.key = key
+        super().__init__(hint, **kwargs)
+
+    @classmethod
+    def for_setting(cls, key: str, value: object, fix: str) -> ConfigurationError:
+        """Build the error for one bad setting, worded as the fix."""
+        return cls(f"{key} {fix} (got {value!r})", key=key, code="InvalidSetting")
+
+    def add_source(self, source: str) -> None:
+        """Name where the bad value came from (a variable, a file, an argument)."""
+        self.hint = f"{self.hint}; set by {source}"
+        self.args = (self.hint,)
+
+
+class TransientError(SmsError):
+    """Nothing was sent and a later attempt can succeed."""
+
+    default_hint = "a temporary failure; nothing was sent, try again later"
+    default_retryable = True
+
+
+class Throttled(TransientError):
+    """Rate limited by the provider; wait ``retry_after`` seconds when given."""
+
+    default_hint = "rate limited by Alibaba Cloud; slow down and retry after the given delay"
+
+
+class ServiceUnavailable(TransientError):
+    """The provider reported a temporary failure before accepting the message."""
+
+    default_hint = "Alibaba Cloud reported a temporary failure; nothing was sent, retry later"
+
+
+class NetworkError(TransientError):
+    """The request never reached the provider (connect, DNS or TLS handshake failed)."""
+
+    default_hint = "could not reach the endpoint; nothing was sent, check the network and retry"
+
+
+class DeliveryUncertain(SmsError):
+    """The request may have reached the provider, so the SMS may have gone out.
+
+    Not retryable: resending may duplicate the SMS. Check delivery (receipts, QueryMessage)
+    before sending again.
+    """
+
+    default_hint = (
+        "the outcome is unknown and the SMS may have been sent; check delivery before resending"
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one provider code or HTTP status means to the caller."""
+
+    error: type[SmsError]
+    hint: str | None = None
+    retry_after: float | None = None
+
+
+def _rules(error: type[SmsError], hint: str | None, *codes: str) -> dict[str, Rule]:
+    return dict.fromkeys(codes, Rule(error, hint))
+
+
+#: Exact provider codes (legacy ``isv.`` / ``isp.`` prefixes stripped). ``OK`` is not an error.
+CODE_RULES: dict[str, Rule] = {
+    # ResponseCode values (HTTP 200 body).
+    **_rules(InvalidRecipient, "the number is not a valid international mobile number",
+             "MOBILE_NUMBER_ILLEGAL"),
+    **_rules(InvalidRecipient, "Chinese mainland numbers cannot be reached with this API",
+             "COUNTRY_RESTRICTED"),
+    **_rules(InvalidRequest, "more than 1,000 numbers in one batch", "MOBILE_COUNT_OVER_LIMIT"),
+    **_rules(InvalidRequest, "a template variable has no value", "CONTENT_MISSING_PARAMETERS"),
+    **_rules(InvalidRequest, "a parameter is invalid; check the request fields",
+             "INVALID_PARAMETERS", "INVALID_JSON_PARAM"),
+    **_rules(InvalidRequest, "a parameter value is too long", "PARAM_LENGTH_LIMIT"),
+    **_rules(InvalidRequest, "the query date is invalid", "QUERY_DATE_ILLEGAL"),
+    **_rules(MessageRejected, "the sender ID is not approved; use an approved ID exactly",
+             "INVALID_SENDERID", "SENDERID_ERROR"),
+    **_rules(MessageRejected, "the template or content code is invalid or not approved",
+             "SMS_CONTENT_CODE_ILLEGAL"),
+    **_rules(MessageRejected, "the signature name is invalid or not approved",
+             "SMS_SIGN_NAME_ILLEGAL"),
+    **_rules(MessageRejected, "the content is not allowed; rewrite the message",
+             "SMS_CONTENT_ILLEGAL", "BLACK_KEY_CONTROL_LIMIT"),
+    **_rules(MessageRejected, "stopped by Alibaba's risk control; contact support",
+             "SMS_SECURITY_INTERCEPTED"),
+    **_rules(MessageRejected, "sending to this country is not supported",
+             "NOT_SUPPORTED_COUNTRY"),
+    **_rules(AccountError, "the account's API access is blocked; open a support ticket",
+             "FORBIDDEN_ACTION"),
+    **_rules(AccountError, "international SMS is suspended for this account",
+             "OUT_OF_SERVICE"),
+    **_rules(AccountError, "SMS is not activated or identity verification is incomplete",
+             "ACCOUNT_NOT_EXISTS", "PRODUCT_NOT_SUBSCRIBED", "PRODUCT_UN_SUBSCRIPT"),
+    **_rules(AccountError, "the balance or resource plan is exhausted; top up",
+             "AMOUNT_NOT_ENOUGH", "BILLING_DEDUCTION_ERROR"),
+    **_rules(AccountError, "the account is blocked or abnormal; contact support",
+             "ACCOUNT_ILLEGAL", "ACCOUNT_ABNORMAL", "RES_OWNER_ID_UNKNOWN"),
+    **_rules(AuthError, "the RAM identity lacks permission for dysms:SendMessageToGlobe",
+             "RAM_PERMISSION_DENY", "RAM_CHECK_FAILED"),
+    **_rules(ServiceUnavailable, None, "SYSTEM_ERROR", "ONLINE_BILLING_FAILED", "GATEWAY_ERROR"),
+    **_rules(TransientError, "the record is not visible yet; query again later",
+             "DATA_NOT_EXIST"),
+    **_rules(Throttled, None, "QPS_LIMIT_CONTROL"),
+    "BUSINESS_LIMIT_CONTROL_MINUTE": Rule(Throttled, "per-minute limit reached", 60.0),
+    "BUSINESS_LIMIT_CONTROL_PHONE": Rule(Throttled, "limit for this number reached", 60.0),
+    "BUSINESS_LIMIT_HOUR": Rule(Throttled, "per-hour limit reached", 3600.0),
+    "BUSINESS_LIMIT_DAY": Rule(Throttled, "per-day limit reached", 86400.0),
+    **_rules(SmsError, "the provider reported an unknown error; quote the request id to support",
+             "UNKNOWN"),
+    # Gateway codes (non-2xx JSON).
+    **_rules(Throttled, None, "Throttling", "Throttling.User", "Throttling.Api"),
+    **_rules(AuthError, "the signature does not match: check the AccessKey secret",
+             "SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureMethod"),
+    **_rules(AuthError, "the AccessKey ID does not exist or is disabled",
+             "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive"),
+    **_rules(AuthError, "this machine's clock is more than 15 minutes off; sync it (NTP)",
+             "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format"),
+    **_rules(AuthError, "the RAM identity is not authorised for this action",
+             "Forbidden.RAM", "Forbidden.NoPermission", "NoPermission", "Forbidden"),
+    **_rules(AccountError, "blocked by Alibaba Cloud risk control; contact support",
+             "Forbidden.RiskControl"),
+    **_rules(AccountError, "complete real-name verification of the account",
+             "Forbidden.UserVerification"),
+    # The gateway saw this nonce before: a fresh request gets a fresh nonce, so nothing was sent.
+    **_rules(TransientError, "the gateway rejected a reused nonce; a new attempt uses a new one",
+             "SignatureNonceUsed"),
+    **_rules(InvalidRequest, "a required parameter is missing", "MissingParameter"),
+    **_rules(InvalidRequest, "a parameter value is invalid", "InvalidParameter"),
+    **_rules(ConfigurationError, "the endpoint does not serve SendMessageToGlobe; check endpoint",
+             "InvalidApi.NotFound", "InvalidProduct.NotFound", "UnsupportedHTTPMethod"),
+    **_rules(ConfigurationError, "the endpoint requires HTTPS; set protocol to https",
+             "InvalidProtocol.NeedSsl"),
+    **_rules(DeliveryUncertain, "the provider failed while handling the request; it may have "
+             "been sent, check delivery before resending", "InternalError"),
+    **_rules(ServiceUnavailable, None, "ServiceUnavailable"),
+}
+
+#: Code families, most specific prefix first (``Missing<Name>``, ``Throttling.<x>``, ...).
+FAMILY_RULES: tuple[tuple[str, Rule], ...] = tuple(
+    sorted(
+        {
+            "Throttling": Rule(Throttled),
+            "Forbidden.": Rule(AuthError, "the RAM identity is not authorised for this action"),
+            "InvalidAccessKeyId.": Rule(AuthError, "the AccessKey ID is not usable"),
+            "InvalidSecurityToken": Rule(AuthError, "the STS security token is invalid or expired"),
+            "InvalidTimeStamp.": Rule(AuthError, "the request time is wrong; sync the clock"),
+            "Missing": Rule(InvalidRequest, "a required parameter is missing"),
+            "Invalid": Rule(InvalidRequest, "a parameter value is invalid"),
+        }.items(),
+        key=lambda item: -len(item[0]),
+    )
+)
+
+#: HTTP statuses, used when the code is unknown or absent.
+STATUS_RULES: dict[int, Rule] = {
+    401: Rule(AuthError),
+    403: Rule(AuthError),
+    429: Rule(Throttled),
+    500: Rule(DeliveryUncertain),
+    502: Rule(DeliveryUncertain),
+    503: Rule(ServiceUnavailable),
+    504: Rule(DeliveryUncertain),
+}
+
+
+def strip_prefix(code: str) -> str:
+    """Drop a legacy ``isv.`` / ``isp.`` prefix."""
+    for prefix in _CODE_PREFIXES:
+        if code.startswith(prefix):
+            return code[len(prefix):]
+    return code
+
+
+def rule_for(code: str | None, http_status: int | None) -> Rule:
+    """The most specific rule for a provider code and HTTP status."""
+    if code:
+        bare = strip_prefix(code)
+        rule = CODE_RULES.get(bare)
+        if rule is not None:
+            return rule
+        for prefix, family_rule in FAMILY_RULES:
+            if bare.startswith(prefix):
+                return family_rule
+    if http_status is not None:
+        status_rule = STATUS_RULES.get(http_status)
+        if status_rule is not None:
+            return status_rule
+    return Rule(SmsError)
+
+
+def error_for_code(
+    code: str | None,
+    *,
+    http_status: int | None,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> SmsError:
+    """The error for a provider answer: a non-OK ``ResponseCode`` or a gateway error body."""
+    rule = rule_for(code, http_status)
+    return rule.error(
+        rule.hint,
+        code=code,
+        request_id=request_id,
+        http_status=http_status,
+        retry_after=retry_after if retry_after is not None else rule.retry_after,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exceptions raised by the SDK and the transports under it.
+
+_REDACT_QUERY = re.compile(r"\?[^\s'\")]*")
+_REDACT_DIGITS = re.compile(r"\d{7,}")
+
+
+class SdkFailure(Exception):
+    """A redacted stand-in for the SDK exception behind a globesms error.
+
+    The SDK's own exception texts carry the request URL (phone number and message text) and its
+    exception objects carry the signed request, so they are never chained as they are: the
+    ``__cause__`` of a mapped error is this summary instead.
+    """
+
+
+def redact(text: str) -> str:
+    """Strip query strings and long digit runs (phone numbers) from a diagnostic text."""
+    return _REDACT_DIGITS.sub("***", _REDACT_QUERY.sub("?<redacted>", text))
+
+
+def describe(exc: BaseException) -> SdkFailure:
+    """A redacted summary of an SDK exception and its innermost transport cause."""
+    names = [f"{type(e).__module__}.{type(e).__qualname__}" for e in _chain(exc)]
+    return SdkFailure(redact(" <- ".join(names[:6])))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it wraps (SDK inner exceptions, urllib3 reasons) and its causes."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for attr in ("inner_exception", "reason", "__cause__", "__context__"):
+            nxt = getattr(current, attr, None)
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {
+        f"{klass.__module__}.{klass.__qualname__}"
+        for e in _chain(exc)
+        for klass in type(e).__mro__
+    }
+
+
+# Transport classes by what they prove. Names, not imports: the sync (requests/urllib3) and async
+# (aiohttp) stacks are both covered without importing either here.
+_CERT_FAILURES = {"ssl.SSLCertVerificationError"}
+_CREDENTIAL_FAILURES = {"alibabacloud_credentials.exceptions.CredentialException"}
+_UNCERTAIN = {
+    "requests.exceptions.ReadTimeout",
+    "urllib3.exceptions.ReadTimeoutError",
+    "aiohttp.client_exceptions.SocketTimeoutError",
+    "aiohttp.client_exceptions.ServerDisconnectedError",
+    "urllib3.exceptions.ProtocolError",
+    "http.client.RemoteDisconnected",
+    "requests.exceptions.ChunkedEncodingError",
+}
+_NOT_SENT = {
+    "requests.exceptions.ConnectTimeout",
+    "urllib3.exceptions.ConnectTimeoutError",  # NewConnectionError and NameResolutionError too
+    "aiohttp.client_exceptions.ConnectionTimeoutError",
+    "aiohttp.client_exceptions.ClientConnectorError",
+    "requests.exceptions.SSLError",
+    "ssl.SSLError",
+    "requests.exceptions.ProxyError",
+    "socket.gaierror",
+    "builtins.ConnectionRefusedError",
+}
+
+
+def error_for_exception(exc: BaseException, *, http_status: int | None = None) -> SmsError:
+    """Map anything the SDK raised to a globesms error (the caller chains a redacted cause).
+
+    ``http_status`` is the status the transport saw, when known, for answers the SDK could not
+    parse.
+    """
+    code = getattr(exc, "code", None)
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and isinstance(code, str):
+        # An HTTP error answer the SDK parsed (ClientException, ServerException, Throttling).
+        request_id = getattr(exc, "request_id", None)
+        retry_ms = getattr(exc, "retry_after", None)
+        return error_for_code(
+            None if code == "None" else code,
+            http_status=status,
+            request_id=None if request_id in (None, "None") else str(request_id),
+            retry_after=retry_ms / 1000.0 if isinstance(retry_ms, int) and retry_ms > 0 else None,
+        )
+    if code == "InvalidCredentials":
+        return ConfigurationError(NO_CREDENTIALS_HINT, code="NoCredentials")
+    names = _names(exc)
+    if names & _CREDENTIAL_FAILURES:
+        return ConfigurationError(NO_CREDENTIALS_HINT, code="NoCredentials")
+    if names & _CERT_FAILURES:
+        return ConfigurationError(
+            "the endpoint's TLS certificate is not trusted; set ca_file (GLOBESMS_CA_FILE) to "
+            "its CA bundle",
+            code="TlsCertificateUntrusted",
+        )
+    if names & _UNCERTAIN:
+        return DeliveryUncertain(
+            "no complete answer arrived after the request was sent; the SMS may have gone out, "
+            "check delivery before resending",
+            code="NoResponse",
+            http_status=http_status,
+        )
+    if names & _NOT_SENT:
+        return NetworkError(code="ConnectFailed")
+    status_rule = STATUS_RULES.get(http_status) if http_status is not None else None
+    if status_rule is not None:
+        return status_rule.error(code="UnparsableResponse", http_status=http_status)
+    if http_status is not None and 400 <= http_status < 500:
+        return SmsError(
+            f"the endpoint refused the request with HTTP {http_status} and an unreadable body; "
+            "check endpoint and protocol",
+            code="UnparsableResponse",
+            http_status=http_status,
+        )
+    return DeliveryUncertain(
+        "the answer could not be read; the SMS may have gone out, check delivery before resending",
+        code="UnparsableResponse",
+        http_status=http_status,
+    )
+
+
+NO_CREDENTIALS_HINT = (
+    "no Alibaba Cloud credential found: export ALIBABA_CLOUD_ACCESS_KEY_ID and "
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET (or configure a RAM role, OIDC or a profile)"
+)
+
