@@ -133,16 +133,18 @@ def _receipt_json(receipt: SendReceipt, *, sandbox: bool) -> dict[str, object]:
 
 
 def _configure_logging(mode: str) -> None:
+    """As the application, decide where globesms events go: nowhere, or JSON lines on stderr."""
     log = logging.getLogger("globesms")
+    for handler in [h for h in log.handlers if getattr(h, "_globesms_cli", False)]:
+        log.removeHandler(handler)
     if mode == "json":
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         log.setLevel(logging.INFO)
     else:
-        handler = logging.NullHandler()
+        handler = logging.NullHandler()  # keeps logging's last-resort printer quiet
+    handler._globesms_cli = True  # type: ignore[attr-defined]
     log.addHandler(handler)
-    log.propagate = False
-
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

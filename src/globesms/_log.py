@@ -1,12 +1,13 @@
 """Structured, PII-safe logging.
 
-The library only emits records on ``logging.getLogger("globesms")``: no handlers, no levels, no
-``basicConfig``. Each record carries a stable ``event`` and its fields in ``extra``; numbers are
+The library only emits records on ``logging.getLogger("globesms")``: no handlers (but the
+``NullHandler`` the logging HOWTO asks libraries to add), no levels, no ``basicConfig``. Each record carries a stable ``event`` and its fields in ``extra``; numbers are
 masked (country code and last four digits) and message text is never logged.
 
 The official SDK's loggers (``darabonba-core``, ``alibabacloud-tea``) print signed headers and URLs
 holding the number and text when ``DEBUG=sdk`` is set, and the credential library's
-``credentials`` logger prints tracebacks for every failed metadata probe. While a globesms call
+``credentials`` logger prints tracebacks for every failed metadata probe; urllib3 logs each URL at
+DEBUG. While a globesms call
 runs (and only then), :class:`SdkQuietFilter` drops those loggers' records. Turn this off with
 ``quiet_sdk_logs = false`` (``GLOBESMS_QUIET_SDK_LOGS=0``).
 """
@@ -22,6 +23,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 logger = logging.getLogger("globesms")
+# The logging HOWTO's advice for libraries: a NullHandler only, so an application that configured
+# no logging does not get our records printed by logging's last-resort handler.
+logger.addHandler(logging.NullHandler())
 
 #: Event names (stable; part of the public contract).
 SENT = "sms.sent"
@@ -45,7 +49,16 @@ FIELDS = (
     "country",
 )
 
-SDK_LOGGERS = ("darabonba-core", "alibabacloud-tea", "credentials")
+#: Loggers under the SDK that print URLs (number and text), signed headers or tracebacks.
+SDK_LOGGERS = (
+    "darabonba-core",
+    "alibabacloud-tea",
+    "credentials",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+)
 _IN_CALL: ContextVar[bool] = ContextVar("globesms_in_call", default=False)
 
 
