@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT
 
+from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT
 from globesms import ConfigurationError, Settings, SmsService
 from globesms._credentials import CredentialGate
 from globesms.emulator import Emulator
@@ -59,7 +59,7 @@ def test_default_chain_reads_environment_keys(emulator: Emulator, tmp_path: Any)
 def test_no_credential_is_configuration_error_without_tracebacks(
     emulator: Emulator, tmp_path: Any
 ) -> None:
-    """With no credential anywhere, send raises ConfigurationError, sends nothing, prints nothing."""
+    """No credential anywhere: ConfigurationError, nothing sent, nothing printed."""
     result = _run(SEND, {
         "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
         "GLOBESMS_ENDPOINT": emulator.endpoint,

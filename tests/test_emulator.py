@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import http.client
 import json
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -169,6 +171,11 @@ def short_id(value: object) -> str:
     if len(value) <= 12:
         return ascii(value)
     return f"{value[:1]!a}x{len(value)}:{hashlib.sha256(value.encode()).hexdigest()[:6]}"
+
+
+def tuple_address(emu: Emulator) -> tuple[str, int]:
+    host, port = emu.endpoint.rsplit(":", 1)
+    return host, int(port)
 
 
 def replay(emu: Emulator, recorded: RecordedRequest, **changes: str) -> RawResponse:
@@ -437,7 +444,46 @@ def test_malformed_http_is_answered_in_json_and_recorded(emu: Emulator) -> None:
         assert json.loads(response.read())["Code"] == "BadRequest"
     finally:
         conn.close()
-    assert [(r.http_status, r.code) for r in emu.requests] == [(400, "BadRequest")]
+    [recorded] = emu.requests
+    assert (type(recorded.http_status), recorded.http_status, recorded.code) == (
+        int,
+        400,
+        "BadRequest",
+    )
+
+
+def test_overlong_request_line_is_414_in_json(emu: Emulator) -> None:
+    """A request line beyond the 1 MiB limit is answered 414 in JSON and recorded."""
+    with socket.create_connection(tuple_address(emu), timeout=5) as sock:
+        with contextlib.suppress(ConnectionError):
+            sock.sendall(b"POST /?" + b"a" * (1024 * 1024 + 1) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 414
+        assert json.loads(response.read())["Code"] == "RequestURITooLong"
+    assert [(r.http_status, r.code) for r in emu.requests] == [(414, "RequestURITooLong")]
+
+
+def test_chunked_body_is_read_and_hashed(emu: Emulator) -> None:
+    """A chunked request body is reassembled and checked against x-acs-content-sha256."""
+    query = {"To": HK, "Message": "chunked"}
+    results = []
+    for body in (b"abc", b"abd"):
+        headers = signed_headers(emu, query, declared_body=b"abc")
+        conn = http.client.HTTPConnection(emu.endpoint, timeout=5)
+        try:
+            conn.request(
+                "POST",
+                "/?" + urlencode(query),
+                body=iter([body]),
+                headers=headers,
+                encode_chunked=True,
+            )
+            results.append(conn.getresponse().status)
+        finally:
+            conn.close()
+    assert results == [200, 400]
+    assert [m.message for m in emu.messages] == ["chunked"]
 
 
 # -- business errors (HTTP 200) ---------------------------------------------------------

@@ -7,8 +7,8 @@ import logging
 import traceback
 
 import pytest
-from conftest import DIGITS, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 
+from conftest import DIGITS, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 from globesms import JsonFormatter, Settings, SmsError, SmsService
 from globesms._credentials import static_credential
 from globesms.emulator import Accept, Delay, Drop, Emulator, HttpError, Reply

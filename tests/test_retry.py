@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DIGITS, NUMBER, TEXT, FakeTime, ServiceFactory
 
+from conftest import DIGITS, NUMBER, TEXT, FakeTime, ServiceFactory
 from globesms import (
     DeliveryUncertain,
     ServiceUnavailable,

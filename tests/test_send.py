@@ -5,8 +5,8 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from conftest import DIGITS, KEY_ID, NUMBER, TEXT, ServiceFactory
 
+from conftest import DIGITS, KEY_ID, NUMBER, TEXT, ServiceFactory
 from globesms import (
     AccountError,
     AuthError,

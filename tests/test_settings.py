@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from globesms._settings import tomllib
 from pathlib import Path
 
 import pytest
 
 from globesms import ConfigurationError, Settings
-from globesms._settings import REGION_ENDPOINTS
+from globesms._settings import REGION_ENDPOINTS, tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import socket
 import pytest
 import requests
 import urllib3
-from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 
+from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 from globesms import (
     ConfigurationError,
     DeliveryUncertain,

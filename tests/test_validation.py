@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import NUMBER, TEXT, ServiceFactory
 
+from conftest import NUMBER, TEXT, ServiceFactory
 from globesms import InvalidRecipient, InvalidRequest
 from globesms.emulator import Emulator
 

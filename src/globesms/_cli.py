@@ -135,8 +135,8 @@ def _receipt_json(receipt: SendReceipt, *, sandbox: bool) -> dict[str, object]:
 def _configure_logging(mode: str) -> None:
     """As the application, decide where globesms events go: nowhere, or JSON lines on stderr."""
     log = logging.getLogger("globesms")
-    for handler in [h for h in log.handlers if getattr(h, "_globesms_cli", False)]:
-        log.removeHandler(handler)
+    for old in [h for h in log.handlers if getattr(h, "_globesms_cli", False)]:
+        log.removeHandler(old)
     if mode == "json":
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())

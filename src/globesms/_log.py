@@ -1,15 +1,15 @@
 """Structured, PII-safe logging.
 
 The library only emits records on ``logging.getLogger("globesms")``: no handlers (but the
-``NullHandler`` the logging HOWTO asks libraries to add), no levels, no ``basicConfig``. Each record carries a stable ``event`` and its fields in ``extra``; numbers are
-masked (country code and last four digits) and message text is never logged.
+``NullHandler`` the logging HOWTO asks libraries to add), no levels, no ``basicConfig``. Each
+record carries a stable ``event`` and its fields in ``extra``; numbers are masked (country code
+and last four digits) and message text is never logged.
 
 The official SDK's loggers (``darabonba-core``, ``alibabacloud-tea``) print signed headers and URLs
-holding the number and text when ``DEBUG=sdk`` is set, and the credential library's
-``credentials`` logger prints tracebacks for every failed metadata probe; urllib3 logs each URL at
-DEBUG. While a globesms call
-runs (and only then), :class:`SdkQuietFilter` drops those loggers' records. Turn this off with
-``quiet_sdk_logs = false`` (``GLOBESMS_QUIET_SDK_LOGS=0``).
+holding the number and text when ``DEBUG=sdk`` is set, the credential library's ``credentials``
+logger prints tracebacks for every failed metadata probe, and urllib3 logs each URL at DEBUG.
+While a globesms call runs (and only then), :class:`SdkQuietFilter` drops those loggers' records.
+Turn this off with ``quiet_sdk_logs = false`` (``GLOBESMS_QUIET_SDK_LOGS=0``).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ MAX_BODY = 1024 * 1024
 IDLE_TIMEOUT_S = 60.0
 """An idle keep-alive connection is closed after this long."""
 _HANDSHAKE_TIMEOUT_S = 10.0
+_LINGER_TIMEOUT_S = 0.5
+_LINGER_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Exchange:
@@ -146,10 +148,27 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         try:
             super().finish()
+            self._linger()
         except OSError:
             pass
         finally:
             self._emulator_server().untrack(self.request)
+
+    def _linger(self) -> None:
+        """Half-close, then drain what the client still sends, before the socket is closed.
+
+        Closing with unread input makes the kernel send a reset, which can destroy an
+        answer (a 414, a 413) before the client has read it.
+        """
+        sock = self.request
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+        sock.settimeout(_LINGER_TIMEOUT_S)
+        drained = 0
+        while drained < _LINGER_MAX_BYTES:
+            chunk = socket.socket.recv(sock, 65536)
+            if not chunk:
+                return
+            drained += len(chunk)
 
     def handle(self) -> None:
         if self._broken:
@@ -161,6 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def handle_one_request(self) -> None:
+        # Forget the previous request on this connection, so that an error raised while
+        # parsing this one is not recorded with the last one's target and headers.
+        for stale in ("command", "path", "headers"):
+            vars(self).pop(stale, None)
         try:
             line = self.rfile.readline(MAX_REQUEST_LINE + 1)
         except (OSError, ValueError):
@@ -212,15 +235,19 @@ class _Handler(BaseHTTPRequestHandler):
         # parse_request leaves HTTP/0.9 (no status line, no headers) on an unreadable
         # request line; answer such a request as HTTP/1.1 all the same.
         self.request_version = self.protocol_version
+        status = int(code)  # parse_request passes HTTPStatus members
         response = self._emulator_server().app.protocol_error(
-            code,
-            message or default_code(code),
+            status,
+            message or default_code(status),
             getattr(self, "command", None) or None,
             getattr(self, "path", None),
             getattr(self, "headers", None),
         )
         with contextlib.suppress(OSError):
             self._write(response)
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_message(self, format: str, *args: object) -> None:
         """Say nothing: request lines carry phone numbers and message text."""
