@@ -69,14 +69,14 @@ class Settings:
             derived = REGION_ENDPOINTS.get(self.region)
             if derived is None:
                 known = ", ".join(sorted(REGION_ENDPOINTS))
-                raise _bad("region", self.region, f"use one of {known}, or set endpoint too")
+                raise _bad("region", self.region, f"must be one of {known}, or endpoint must be set too")
             object.__setattr__(self, "endpoint", derived)
         elif not self.endpoint.strip() or "://" in self.endpoint or "/" in self.endpoint:
-            raise _bad("endpoint", self.endpoint, "give host[:port] only, e.g. 127.0.0.1:8080")
+            raise _bad("endpoint", self.endpoint, "must be host[:port] only, e.g. 127.0.0.1:8080")
         if self.protocol not in ("https", "http"):
-            raise _bad("protocol", self.protocol, "use https (or http for a local emulator)")
+            raise _bad("protocol", self.protocol, "must be https (or http for a local emulator)")
         if self.ca_file is not None and not Path(self.ca_file).is_file():
-            raise _bad("ca_file", self.ca_file, "point it at an existing PEM CA bundle")
+            raise _bad("ca_file", self.ca_file, "must name an existing PEM CA bundle file")
         for name in ("connect_timeout", "read_timeout", "deadline"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -86,7 +86,7 @@ class Settings:
         if self.max_message_length < 1:
             raise _bad("max_message_length", self.max_message_length, "must be >= 1")
         if self.message_type is not None and self.message_type not in MESSAGE_TYPES:
-            raise _bad("message_type", self.message_type, "use OTP, NOTIFY or MKT")
+            raise _bad("message_type", self.message_type, "must be OTP, NOTIFY or MKT")
         if self.sender is not None:
             problem = check_sender(self.sender)
             if problem:
@@ -155,8 +155,10 @@ def _bad(key: str, value: object, fix: str) -> ConfigurationError:
 def _known(key: str, where: str) -> None:
     if key not in _FIELDS:
         known = ", ".join(sorted(_FIELDS))
-        raise ConfigurationError.for_setting(
-            key, "(unknown key)", f"remove it from {where}; known keys: {known}"
+        raise ConfigurationError(
+            f"{key} is not a setting: remove it from {where}; known keys: {known}",
+            key=key,
+            code="UnknownSetting",
         )
 
 
@@ -196,7 +198,7 @@ def _parse_env(key: str, raw: str, var: str) -> Any:
     except ValueError:
         expected = {bool: "1/0, true/false, yes/no or on/off", int: "an integer"}
         raise ConfigurationError.for_setting(
-            key, raw, f"set {var} to {expected.get(kind, 'a number of seconds')}"
+            key, raw, f"must be {expected.get(kind, 'a number of seconds')} in {var}"
         ) from None
     return text
 
@@ -216,10 +218,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data: dict[str, Any] = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigurationError.for_setting(
-            "config file", str(path), f"create it or unset {CONFIG_ENV}"
+            "config file", str(path), f"does not exist: create it or unset {CONFIG_ENV}"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError.for_setting(
-            "config file", str(path), f"fix the TOML syntax ({exc})"
+            "config file", str(path), f"is not valid TOML ({exc})"
         ) from None
     return data
