@@ -8,10 +8,11 @@ once, bounded in time, remembers a failure for a while, and turns it into a one-
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from ._errors import NO_CREDENTIALS_HINT, ConfigurationError, describe
@@ -29,8 +30,28 @@ class CredentialSource(Protocol):
     def get_credential(self) -> Any: ...
 
 
+_OVERRIDE: list[CredentialSource] = []
+
+
+@contextlib.contextmanager
+def override_default_credential(credential: CredentialSource) -> Iterator[None]:
+    """Make :func:`default_credential` return ``credential`` inside the block (test fixtures).
+
+    The credential library reads its environment once, at import, so a test cannot switch keys by
+    setting variables; this hook is how the pytest fixture points a plain ``SmsService()`` at the
+    emulator's keys.
+    """
+    _OVERRIDE.append(credential)
+    try:
+        yield
+    finally:
+        _OVERRIDE.remove(credential)
+
+
 def default_credential() -> CredentialSource:
     """The ``alibabacloud_credentials`` default chain (environment, OIDC, profiles, ECS, URI)."""
+    if _OVERRIDE:
+        return _OVERRIDE[-1]
     from alibabacloud_credentials.client import Client as CredentialClient
 
     client: CredentialSource = CredentialClient()

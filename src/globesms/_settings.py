@@ -69,7 +69,8 @@ class Settings:
             derived = REGION_ENDPOINTS.get(self.region)
             if derived is None:
                 known = ", ".join(sorted(REGION_ENDPOINTS))
-                raise _bad("region", self.region, f"must be one of {known}, or endpoint must be set too")
+                fix = f"must be one of {known}, or endpoint must be set too"
+                raise _bad("region", self.region, fix)
             object.__setattr__(self, "endpoint", derived)
         elif not self.endpoint.strip() or "://" in self.endpoint or "/" in self.endpoint:
             raise _bad("endpoint", self.endpoint, "must be host[:port] only, e.g. 127.0.0.1:8080")
