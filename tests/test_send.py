@@ -150,3 +150,36 @@ def test_closed_service_refuses_to_send(make_service: ServiceFactory) -> None:
         pass
     with pytest.raises(SmsError, match="closed"):
         service.send(NUMBER, TEXT)
+
+
+def test_one_service_is_safe_to_share_between_threads(
+    emulator: Emulator, make_service: ServiceFactory
+) -> None:
+    """Concurrent sends from many threads through one service all succeed, each once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = make_service()
+    numbers = [f"+4477009{index:05d}" for index in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        receipts = list(pool.map(lambda n: service.send(n, TEXT), numbers))
+    assert len({r.message_id for r in receipts}) == 40
+    assert sorted(m.to for m in emulator.messages) == sorted(n[1:] for n in numbers)
+    assert all(r.attempts == 1 for r in receipts)
+
+
+def test_injected_sdk_client_is_used(emulator: Emulator) -> None:
+    """A caller-built SDK client is used as is, with globesms validation and mapping around it."""
+    from alibabacloud_dysmsapi20180501.client import Client
+    from alibabacloud_tea_openapi.models import Config
+
+    from conftest import KEY_SECRET
+    from globesms import Settings, SmsService
+
+    client = Client(Config(access_key_id=KEY_ID, access_key_secret=KEY_SECRET,
+                           endpoint=emulator.endpoint, protocol="http"))
+    service = SmsService(Settings(endpoint=emulator.endpoint, protocol="http"), client=client)
+    receipt = service.send(NUMBER, TEXT)
+    assert [m.message_id for m in emulator.messages] == [receipt.message_id]
+    with pytest.raises(InvalidRecipient):
+        service.send("12", TEXT)
+    assert len(emulator.requests) == 1
