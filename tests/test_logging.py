@@ -161,3 +161,32 @@ def test_library_adds_no_handlers() -> None:
         isinstance(h, logging.NullHandler) for h in logger.handlers
     )
     assert logger.level == logging.NOTSET
+
+
+_SDK_MODULES = ("Tea", "darabonba", "alibabacloud_", "requests", "urllib3", "aiohttp")
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [HttpError(503, body="<html>busy</html>", content_type="text/html"), Drop(after_read=True),
+     HttpError(400, "Throttling.User", retry_after_s=1)],
+    ids=["html-503", "drop", "throttled"],
+)
+def test_no_sdk_exception_is_reachable_from_an_error(
+    emulator: Emulator, make_service: ServiceFactory, outcome: object
+) -> None:
+    """Neither __cause__ nor __context__ leads to an SDK exception holding the signed request."""
+    emulator.script(DIGITS, outcome, outcome, outcome)
+    with pytest.raises(SmsError) as caught:
+        make_service().send(NUMBER, TEXT)
+    seen: list[BaseException] = []
+    stack: list[BaseException | None] = [caught.value]
+    while stack:
+        current = stack.pop()
+        if current is None or current in seen:
+            continue
+        seen.append(current)
+        stack += [current.__cause__, current.__context__]
+    modules = [type(e).__module__ for e in seen]
+    assert not [m for m in modules if m.startswith(_SDK_MODULES)], modules
+    assert not any(hasattr(e, "last_request") for e in seen)

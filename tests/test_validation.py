@@ -51,6 +51,8 @@ def test_formatting_characters_are_accepted(
         ({"message": " \n\t "}, "empty"),
         ({"message": "x" * 1601}, "1601 characters"),
         ({"message": b"bytes"}, "must be a string"),
+        ({"message": "caf\udce9"}, "not valid Unicode"),
+        ({"task_id": "t\udcff"}, "task_id"),
         ({"sender": "Acme-Corp"}, "letters and digits"),
         ({"sender": "AcmeCorpLtd1"}, "11 characters"),
         ({"sender": "1234567890123456"}, "15 digits"),

@@ -57,9 +57,14 @@ def build_client(settings: Settings, credential: CredentialSource) -> Client:
 
 
 class _TappedSession(requests.Session):
-    """The SDK's session, plus a note of each answer's status and headers for this context."""
+    """The SDK's session, plus a note of each answer's status and headers for this context.
+
+    Redirects are not followed: a redirect would replay the signed request, carrying the number
+    and the text, to wherever the endpoint points.
+    """
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        kwargs["allow_redirects"] = False
         response = super().send(request, **kwargs)
         _LAST_ANSWER.set((response.status_code, response.headers))
         return response

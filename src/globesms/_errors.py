@@ -450,6 +450,8 @@ def error_for_exception(exc: BaseException, *, http_status: int | None = None) -
         )
     if names & _NOT_SENT:
         return NetworkError(code="ConnectFailed")
+    if http_status is not None and 300 <= http_status < 400:
+        return redirect_error(http_status)
     status_rule = STATUS_RULES.get(http_status) if http_status is not None else None
     if status_rule is not None:
         return status_rule.error(code="UnparsableResponse", http_status=http_status)
@@ -463,6 +465,17 @@ def error_for_exception(exc: BaseException, *, http_status: int | None = None) -
     return DeliveryUncertain(
         "the answer could not be read; the SMS may have gone out, check delivery before resending",
         code="UnparsableResponse",
+        http_status=http_status,
+    )
+
+
+def redirect_error(http_status: int) -> ConfigurationError:
+    """The endpoint answered with a redirect, which globesms never follows (the request carries the
+    number and text, and a replayed signed request is refused anyway)."""
+    return ConfigurationError(
+        "the endpoint answered with a redirect, which is not followed; set endpoint to the "
+        "API host itself",
+        code="UnexpectedRedirect",
         http_status=http_status,
     )
 

@@ -27,6 +27,7 @@ from ._errors import (
     describe,
     error_for_code,
     error_for_exception,
+    redirect_error,
 )
 from ._retry import Clock, policy
 from ._settings import Settings
@@ -207,14 +208,21 @@ class SmsService:
             read_timeout=seconds_to_ms(min(self.settings.read_timeout, remaining)),
         )
         clear_answer()
+        failure: Exception | None = None
         try:
             response = self._client.send_message_to_globe_with_options(request, runtime)
         except Exception as exc:  # anything the SDK raises is mapped, never leaked as is
+            failure = exc
+        if failure is not None:
+            # Raised outside the except block, so the SDK exception (which holds the signed
+            # request) is neither the __cause__ nor the __context__ of what the caller sees.
             answer = last_answer()
-            error = error_for_exception(exc, http_status=answer[0] if answer else None)
+            error = error_for_exception(failure, http_status=answer[0] if answer else None)
             if error.retry_after is None and answer is not None:
                 error.retry_after = _retry_after(answer[1])
-            raise error from describe(exc)
+            raise error from describe(failure)
+        if 300 <= response.status_code < 400:
+            raise redirect_error(response.status_code)
         body = response.body
         code = getattr(body, "response_code", None)
         if code != "OK":

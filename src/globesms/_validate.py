@@ -89,6 +89,15 @@ def parse_recipient(to: object) -> Recipient:
     return Recipient(digits, country_code)
 
 
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be sent: lone surrogates cannot be encoded as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_sender(sender: str) -> str | None:
     """The problem with a sender ID, or None when it is acceptable."""
     if not sender or not sender.isascii() or not sender.isalnum():
@@ -130,6 +139,12 @@ def validate(
                              code="InvalidMessage")
     if not message.strip():
         raise InvalidRequest("message is empty; give the text to send", code="InvalidMessage")
+    if not _is_unicode(message):
+        raise InvalidRequest(
+            "message holds text that is not valid Unicode (a lone surrogate, e.g. from "
+            "undecodable input bytes); decode the input as UTF-8 first",
+            code="InvalidMessage",
+        )
     if len(message) > max_message_length:
         raise InvalidRequest(
             f"message has {len(message)} characters; the limit is {max_message_length} "
@@ -146,9 +161,11 @@ def validate(
     if message_type is not None and message_type not in MESSAGE_TYPES:
         raise InvalidRequest("message_type must be OTP, NOTIFY or MKT", code="InvalidType")
     if task_id is not None and (
-        not isinstance(task_id, str) or not 1 <= len(task_id) <= MAX_TASK_ID
+        not isinstance(task_id, str)
+        or not 1 <= len(task_id) <= MAX_TASK_ID
+        or not _is_unicode(task_id)
     ):
-        raise InvalidRequest(f"task_id must be a string of 1-{MAX_TASK_ID} characters",
+        raise InvalidRequest(f"task_id must be a string of 1-{MAX_TASK_ID} Unicode characters",
                              code="InvalidTaskId")
     if validity_period is not None and (
         isinstance(validity_period, bool)
