@@ -83,12 +83,21 @@ def _parser() -> argparse.ArgumentParser:
         "--log", choices=("off", "json"), default="off",
         help="write globesms log events to stderr as JSON lines",
     )
+    emu = commands.add_parser("emulator", help="run the loopback emulator until interrupted")
+    emu.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
+    emu.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
+    emu.add_argument("--key", action="append", default=[], metavar="ID:SECRET",
+                     help="accepted AccessKey pair, repeatable (default: a generated one)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "emulator":
+        from .emulator import serve
+
+        return serve(port=args.port, tls=args.tls, keys=args.key)
     _configure_logging(args.log)
     try:
         with _service(args) as service:

@@ -1,4 +1,4 @@
-"""A loopback emulator of Alibaba Cloud's SMS API (Dysmsapi 2018-05-01, SendMessageToGlobe).
+"""A loopback emulator of Alibaba Cloud's SMS API (Dysmsapi 2018-05-01, all six operations).
 
 For tests and the CLI sandbox: the official SDK talks to it over real HTTP(S)
 on 127.0.0.1, signatures are verified as the gateway does, accepted messages
@@ -15,17 +15,24 @@ are recorded, and faults can be scripted per recipient::
 """
 
 from ._emulator import Emulator
+from ._faults import MAGIC_NUMBERS, MagicNumber
 from ._outcomes import Accept, Delay, Drop, HttpError, Outcome, Reply
-from ._records import AcceptedMessage, RecordedRequest
+from ._records import AcceptedMessage, Conversion, ConversionReport, RecordedRequest
+from ._standalone import serve
 
 __all__ = [
+    "MAGIC_NUMBERS",
     "Accept",
     "AcceptedMessage",
+    "Conversion",
+    "ConversionReport",
     "Delay",
     "Drop",
     "Emulator",
     "HttpError",
+    "MagicNumber",
     "Outcome",
     "RecordedRequest",
     "Reply",
+    "serve",
 ]

@@ -1,27 +1,31 @@
-"""The emulated API: gateway checks, scripted outcomes, SendMessageToGlobe, and the records.
+"""The emulated gateway: routing, signature and gateway checks, faults, then the operation.
 
 Order of processing for each request (the first failure answers):
 
+0. ``GET /_emulator/<what>``: the admin paths (not signed, not recorded);
 1. routing: method GET/POST (else 400 ``UnsupportedHTTPMethod``), path ``/``,
-   ``x-acs-action: SendMessageToGlobe`` and ``x-acs-version: 2018-05-01``
+   ``x-acs-action`` one of the six operations and ``x-acs-version: 2018-05-01``
    (else 404 ``InvalidApi.NotFound``);
 2. signature (see ``_signature.verify``): ``IncompleteSignature``,
    ``InvalidSignatureMethod``, ``InvalidAccessKeyId.NotFound`` (404),
    ``InvalidTimeStamp.Format``, ``SignatureDoesNotMatch``,
-   ``InvalidTimeStamp.Expired``, then the nonce (``SignatureNonceUsed``);
+   ``InvalidTimeStamp.Expired``; then, when configured, the STS token
+   (400 ``InvalidSecurityToken.Expired``) and the per-AccessKey QPS limit
+   (400 ``Throttling.User`` with ``x-acs-retry-after``); then the nonce
+   (``SignatureNonceUsed``);
 3. a scripted ``Drop(after_read=False)`` at the head of the queue fires here;
 4. body: read, and its SHA-256 compared to ``x-acs-content-sha256``
-   (mismatch: 400 ``SignatureDoesNotMatch``); the nonce is then spent;
-5. the next scripted outcome, if any, is taken and applied;
-6. normal handling: 400 ``MissingTo`` / ``MissingMessage``, then business
-   checks answered with HTTP 200 and a non-``OK`` ``ResponseCode``, then
-   acceptance.
+   (mismatch: 400 ``SignatureDoesNotMatch``); the nonce is then spent; a
+   form-encoded body's fields join the query parameters;
+5. the outcome: a scripted one, else a magic number's, else a chaos draw;
+6. normal handling by the operation (see ``_operations``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import secrets
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 from . import _signature
+from ._faults import Chaos, ChaosSettings, magic_outcome
 from ._gateway import (
     API_NOT_FOUND,
     INTERNAL_ERROR,
@@ -44,24 +49,27 @@ from ._gateway import (
     json_body,
     new_request_id,
 )
-from ._numbers import check_number, describe_number
+from ._operations import ACTIONS, SEND_ACTIONS, Api, Policy, describe
 from ._outcomes import Accept, Delay, Drop, HttpError, Outcome, Reply
 from ._records import AcceptedMessage, RecordedRequest
-from ._segments import count_segments
 from ._server import Exchange
 
-ACTION = "SendMessageToGlobe"
 VERSION = "2018-05-01"
-MESSAGE_TYPES = frozenset({"OTP", "NOTIFY", "MKT"})
-INVALID_PARAMETERS = "INVALID_PARAMETERS"
-
-_DESCRIPTIONS = {
-    "OK": "The SMS Send Request was accepted",
-    "MOBILE_NUMBER_ILLEGAL": "The mobile number is not a valid international number",
-    "NOT_SUPPORTED_COUNTRY": "Chinese mainland numbers are not supported by this operation",
-    "SYSTEM_ERROR": "System error, please try again later",
-}
+ADMIN_PREFIX = "/_emulator/"
+REDACTED = "<redacted>"
+_SECRET_HEADERS = ("authorization", "x-acs-security-token")
+_FORM = "application/x-www-form-urlencoded"
 _NONCE_MEMORY_S = 2 * _signature.TIMESTAMP_WINDOW_S
+INVALID_SECURITY_TOKEN = "InvalidSecurityToken.Expired"  # noqa: S105 - a code; HTTP 400
+THROTTLING_USER = "Throttling.User"  # 400
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    """Checks the gateway makes before an operation runs."""
+
+    security_tokens: frozenset[str] | None = None
+    qps: int | None = None
 
 
 @dataclass
@@ -96,25 +104,40 @@ def _header_dict(headers: Message | None) -> dict[str, str]:
     return result
 
 
+def _is_form(headers: Message) -> bool:
+    content_type = str(headers.get("content-type", ""))
+    return content_type.split(";", 1)[0].strip().lower() == _FORM
+
+
 class Backend:
     """State and request handling behind one emulator; safe to call from many threads."""
 
-    def __init__(self, access_keys: Mapping[str, str], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        access_keys: Mapping[str, str],
+        clock: Callable[[], float],
+        *,
+        policy: Policy | None = None,
+        options: GatewayOptions | None = None,
+    ) -> None:
         self.access_keys = dict(access_keys)
         self.clock = clock
+        self.options = options or GatewayOptions()
+        self.api = Api(policy or Policy(), clock)
         self.host_id = "127.0.0.1"
         self.closing = threading.Event()
         self._lock = threading.Lock()
-        self._messages: list[AcceptedMessage] = []
         self._entries: list[_Entry] = []
         self._scripts: dict[str | None, deque[Outcome]] = {}
         self._nonces: dict[str, float] = {}
+        self._magic_attempts: dict[str, int] = {}
+        self._chaos: Chaos | None = None
+        self._calls: dict[str, deque[float]] = {}
 
     # -- state, for the facade -------------------------------------------------------
 
     def messages(self) -> list[AcceptedMessage]:
-        with self._lock:
-            return list(self._messages)
+        return self.api.messages()
 
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -124,12 +147,19 @@ class Backend:
         with self._lock:
             self._scripts.setdefault(to, deque()).extend(outcomes)
 
+    def set_chaos(self, settings: ChaosSettings | None) -> None:
+        with self._lock:
+            self._chaos = Chaos(settings) if settings is not None and settings.active else None
+
     def reset(self) -> None:
         with self._lock:
-            self._messages.clear()
             self._entries.clear()
             self._scripts.clear()
             self._nonces.clear()
+            self._magic_attempts.clear()
+            self._calls.clear()
+            self._chaos = None
+        self.api.reset()
 
     # -- the server's entry points -----------------------------------------------------
 
@@ -148,15 +178,21 @@ class Backend:
         return response
 
     def handle(self, exchange: Exchange) -> Response | None:
+        if exchange.path.startswith(ADMIN_PREFIX):
+            return self._admin(exchange)
         pairs = _signature.parse_query(exchange.raw_query)
         query = dict(pairs)
         entry = self._open(exchange.headers, query)
         try:
-            response = self._process(exchange, pairs, query)
+            response = self._process(exchange, pairs, entry)
         except GatewayError as error:
             exchange.must_close = exchange.must_close or error.close
             response = gateway_response(
-                error.status, error.code, error.message, host_id=self.host_id
+                error.status,
+                error.code,
+                error.message,
+                host_id=self.host_id,
+                extra_headers=error.headers,
             )
         except OSError:
             raise  # the connection broke: recorded as unanswered
@@ -169,6 +205,48 @@ class Backend:
             )
         self._finish(entry, response)
         return response
+
+    # -- admin -----------------------------------------------------------------------
+
+    def admin_payload(self, what: str) -> list[dict[str, object]] | None:
+        """The JSON-ready records behind ``GET /_emulator/<what>``, or None if unknown."""
+        if what == "messages":
+            return [dataclasses.asdict(message) for message in self.api.messages()]
+        if what == "requests":
+            records = []
+            for request in self.requests():
+                data = dataclasses.asdict(request)
+                headers = dict(request.headers)
+                for name in _SECRET_HEADERS:
+                    if name in headers:
+                        headers[name] = REDACTED
+                data["headers"] = headers
+                records.append(data)
+            return records
+        if what == "conversions":
+            return [dataclasses.asdict(record) for record in self.api.conversions()]
+        if what == "conversion-reports":
+            return [dataclasses.asdict(record) for record in self.api.reports()]
+        return None
+
+    def _admin(self, exchange: Exchange) -> Response:
+        exchange.must_close = exchange.must_close or exchange.method not in ("GET", "HEAD")
+        what = exchange.path[len(ADMIN_PREFIX) :].strip("/")
+        payload = self.admin_payload(what)
+        if exchange.method not in ("GET", "HEAD"):
+            return gateway_response(
+                405, "MethodNotAllowed", "The admin paths answer GET only.",
+                host_id=self.host_id,
+            )
+        if payload is None:
+            return gateway_response(
+                404,
+                "NotFound",
+                "Known admin paths: /_emulator/messages, /_emulator/requests,"
+                " /_emulator/conversions, /_emulator/conversion-reports.",
+                host_id=self.host_id,
+            )
+        return Response(status=200, body=json_body({what: payload}))
 
     # -- internals -------------------------------------------------------------------
 
@@ -191,9 +269,9 @@ class Backend:
                 entry.code = response.code
 
     def _process(
-        self, exchange: Exchange, pairs: list[tuple[str, str]], query: dict[str, str]
+        self, exchange: Exchange, pairs: list[tuple[str, str]], entry: _Entry
     ) -> Response | None:
-        self._route(exchange)
+        action = self._route(exchange)
         verified = _signature.verify(
             method=exchange.method,
             path=exchange.path,
@@ -202,9 +280,11 @@ class Backend:
             access_keys=self.access_keys,
             now=self.clock(),
         )
-        to = query.get("To")
+        self._check_token(exchange.headers)
+        to = entry.query.get("To")
         with self._lock:
             self._check_nonce(verified.nonce)
+            self._check_rate(verified.access_key_id)
             head = self._peek(to)
             if isinstance(head, Drop) and not head.after_read:
                 self._take(to)
@@ -218,13 +298,23 @@ class Backend:
                 SIGNATURE_DOES_NOT_MATCH,
                 "x-acs-content-sha256 does not match the SHA-256 of the request body.",
             )
+        params = dict(entry.query)
+        if body and _is_form(exchange.headers):
+            form = dict(_signature.parse_query(body.decode("utf-8", "replace")))
+            params.update(form)
+            with self._lock:
+                entry.query.update(form)
         with self._lock:
             self._check_nonce(verified.nonce)
             self._spend_nonce(verified.nonce)
             outcome = self._take(to)
-        return self._apply(outcome or Accept(), query)
+            if outcome is None and action in SEND_ACTIONS:
+                outcome = self._magic(to)
+            if outcome is None and self._chaos is not None:
+                outcome = self._chaos.draw()
+        return self._apply(outcome or Accept(), action, params)
 
-    def _route(self, exchange: Exchange) -> None:
+    def _route(self, exchange: Exchange) -> str:
         if exchange.method not in ("GET", "POST"):
             raise GatewayError(
                 400,
@@ -234,13 +324,41 @@ class Backend:
             )
         action = exchange.headers.get("x-acs-action")
         version = exchange.headers.get("x-acs-version")
-        if exchange.path != "/" or action != ACTION or version != VERSION:
+        if exchange.path != "/" or action not in ACTIONS or version != VERSION:
             raise GatewayError(
                 404,
                 API_NOT_FOUND,
-                f"Specified api is not found: the emulator serves only {ACTION} {VERSION}"
-                " (RPC style, POST /).",
+                "Specified api is not found: the emulator serves the Dysmsapi"
+                f" {VERSION} operations {', '.join(sorted(ACTIONS))} (RPC style, POST /).",
             )
+        return str(action)
+
+    def _check_token(self, headers: Message) -> None:
+        allowed = self.options.security_tokens
+        token = headers.get("x-acs-security-token")
+        if allowed is not None and token is not None and token.strip() not in allowed:
+            raise GatewayError(
+                400, INVALID_SECURITY_TOKEN, "Specified SecurityToken is expired or invalid."
+            )
+
+    def _check_rate(self, key_id: str) -> None:
+        """Sliding one-second window per AccessKey id; call with the lock held."""
+        limit = self.options.qps
+        if limit is None:
+            return
+        now = self.clock()
+        calls = self._calls.setdefault(key_id, deque())
+        while calls and now - calls[0] >= 1.0:
+            calls.popleft()
+        if len(calls) >= limit:
+            wait_ms = max(1, math.ceil((calls[0] + 1.0 - now) * 1000))
+            raise GatewayError(
+                400,
+                THROTTLING_USER,
+                "Request was denied due to user flow control.",
+                headers=(("x-acs-retry-after", str(wait_ms)),),
+            )
+        calls.append(now)
 
     def _check_nonce(self, nonce: str) -> None:
         seen = self._nonces.get(nonce)
@@ -254,6 +372,15 @@ class Backend:
             self._nonces = {
                 key: seen for key, seen in self._nonces.items() if now - seen <= _NONCE_MEMORY_S
             }
+
+    def _magic(self, to: str | None) -> Outcome | None:
+        if to is None:
+            return None
+        attempt = self._magic_attempts.get(to, 0)
+        outcome = magic_outcome(to, attempt)
+        if outcome is not None or attempt:
+            self._magic_attempts[to] = attempt + 1
+        return outcome
 
     def _queue_for(self, to: str | None) -> deque[Outcome] | None:
         own = self._scripts.get(to) if to is not None else None
@@ -270,7 +397,7 @@ class Backend:
         queue = self._queue_for(to)
         return queue.popleft() if queue else None
 
-    def _apply(self, outcome: Outcome, query: dict[str, str]) -> Response | None:
+    def _apply(self, outcome: Outcome, action: str, params: dict[str, str]) -> Response | None:
         while isinstance(outcome, Delay):
             if self.closing.wait(outcome.seconds):
                 return None
@@ -280,9 +407,9 @@ class Backend:
         if isinstance(outcome, HttpError):
             return self._http_error(outcome)
         if isinstance(outcome, Reply) and outcome.code != "OK":
-            description = outcome.description or _DESCRIPTIONS.get(outcome.code, outcome.code)
-            return business_response(outcome.code, description, query.get("To"))
-        return self._send_message(query)
+            description = outcome.description or describe(outcome.code)
+            return business_response(outcome.code, description, params.get("To"))
+        return self.api.handle(action, params)
 
     def _http_error(self, outcome: HttpError) -> Response:
         code = outcome.code or default_code(outcome.status)
@@ -307,60 +434,3 @@ class Backend:
             request_id=new_request_id(),
             code=code,
         )
-
-    def _send_message(self, query: dict[str, str]) -> Response:
-        to = query.get("To")
-        if not to:
-            raise GatewayError(400, "MissingTo", "To is mandatory for this action.")
-        text = query.get("Message")
-        if not text:
-            raise GatewayError(400, "MissingMessage", "Message is mandatory for this action.")
-        number_error = check_number(to)
-        if number_error is not None:
-            return business_response(number_error, _DESCRIPTIONS[number_error], to)
-        message_type = query.get("Type")
-        if message_type is not None and message_type not in MESSAGE_TYPES:
-            return business_response(INVALID_PARAMETERS, "Type must be one of OTP, NOTIFY, MKT", to)
-        validity_text = query.get("ValidityPeriod")
-        validity: int | None = None
-        if validity_text is not None:
-            if not (validity_text.isascii() and validity_text.isdigit()) or int(validity_text) < 1:
-                return business_response(
-                    INVALID_PARAMETERS, "ValidityPeriod must be a positive number of seconds", to
-                )
-            validity = int(validity_text)
-        detail = describe_number(to)
-        request_id = new_request_id()
-        accepted = AcceptedMessage(
-            to=to,
-            message=text,
-            sender=query.get("From"),
-            message_type=message_type,
-            task_id=query.get("TaskId"),
-            validity_period=validity,
-            channel_id=query.get("ChannelId"),
-            message_id=f"{secrets.randbits(63):019d}0",
-            request_id=request_id,
-            segments=count_segments(text),
-            country=detail.country,
-            region=detail.region,
-            carrier=detail.carrier,
-        )
-        with self._lock:
-            self._messages.append(accepted)
-        payload: dict[str, object] = {
-            "RequestId": request_id,
-            "ResponseCode": "OK",
-            "ResponseDescription": _DESCRIPTIONS["OK"],
-            "Segments": str(accepted.segments),
-            "To": to,
-            "MessageId": accepted.message_id,
-            "NumberDetail": {
-                "Country": detail.country,
-                "Region": detail.region,
-                "Carrier": detail.carrier,
-            },
-        }
-        if accepted.sender is not None:
-            payload["From"] = accepted.sender
-        return Response(status=200, body=json_body(payload), request_id=request_id, code="OK")

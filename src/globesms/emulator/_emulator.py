@@ -4,18 +4,45 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType, TracebackType
 
-from ._backend import Backend
+from ._backend import Backend, GatewayOptions
+from ._faults import ChaosSettings
+from ._operations import DELIVERY_STATUSES, DeliveryRule, Policy
 from ._outcomes import OUTCOME_TYPES, Outcome
-from ._records import AcceptedMessage, RecordedRequest
+from ._records import AcceptedMessage, Conversion, ConversionReport, RecordedRequest
 from ._server import LoopbackServer
 from ._tls import TlsMaterial, load_trustme, make_tls_material
 
 
+def _name_set(name: str, values: Iterable[str] | None) -> frozenset[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a collection of strings or None (got {values!r})")
+    result = frozenset(values)
+    if not all(isinstance(value, str) and value for value in result):
+        raise ValueError(f"{name} must hold non-empty strings")
+    return result
+
+
+def _templates(
+    values: Iterable[str] | Mapping[str, str] | None,
+) -> Mapping[str, str | None] | None:
+    if values is None:
+        return None
+    if isinstance(values, Mapping):
+        for code, text in values.items():
+            if not isinstance(code, str) or not code or not isinstance(text, str):
+                raise ValueError("template_codes maps non-empty codes to template texts")
+        return dict(values)
+    codes = _name_set("template_codes", values)
+    return dict.fromkeys(codes or ())
+
+
 class Emulator:
-    """A loopback stand-in for the Dysmsapi 2018-05-01 ``SendMessageToGlobe`` endpoint.
+    """A loopback stand-in for the Dysmsapi 2018-05-01 endpoint (all six operations).
 
     It verifies ACS3-HMAC-SHA256 signatures against ``access_keys`` (AccessKey
     id -> secret), accepts well-formed messages, answers like Alibaba's gateway
@@ -29,8 +56,20 @@ class Emulator:
     It listens on 127.0.0.1 only, on a port the OS picks unless ``port`` is
     given. With ``tls=True`` it serves HTTPS with a certificate from a private
     CA whose PEM file is ``ca_file`` (pass it to the SDK as ``Config(ca=...)``).
-    ``clock`` (epoch seconds) is the server time for the ``x-acs-date`` window
-    and nonce memory.
+    ``clock`` (epoch seconds) is the server time for the ``x-acs-date`` window,
+    nonce memory, the QPS window and message timestamps.
+
+    Approved lists (None, the default, accepts anything): ``sender_ids``
+    (else ``INVALID_SENDERID``), ``sign_names`` (else ``SMS_SIGN_NAME_ILLEGAL``)
+    and ``template_codes`` (else ``SMS_CONTENT_CODE_ILLEGAL``; a mapping of code
+    to template text with ``${name}`` variables also renders the message and
+    answers ``CONTENT_MISSING_PARAMETERS`` for a variable without value).
+    ``security_tokens``: when given, a request carrying any other
+    ``x-acs-security-token`` is refused with HTTP 400
+    ``InvalidSecurityToken.Expired`` (requests without a token are unaffected).
+    ``qps``: at most that many requests per AccessKey id in any one-second
+    window; beyond it HTTP 400 ``Throttling.User`` with ``x-acs-retry-after``
+    (milliseconds until a slot frees).
     """
 
     def __init__(
@@ -40,6 +79,11 @@ class Emulator:
         tls: bool = False,
         clock: Callable[[], float] = time.time,
         port: int = 0,
+        sender_ids: Iterable[str] | None = None,
+        sign_names: Iterable[str] | None = None,
+        template_codes: Iterable[str] | Mapping[str, str] | None = None,
+        security_tokens: Iterable[str] | None = None,
+        qps: int | None = None,
     ) -> None:
         if not isinstance(access_keys, Mapping) or not access_keys:
             raise ValueError("access_keys must map at least one AccessKey id to its secret")
@@ -55,10 +99,20 @@ class Emulator:
             raise TypeError("clock must be a callable returning epoch seconds")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be 0 (any free port) or 1-65535 (got {port!r})")
+        if qps is not None and (isinstance(qps, bool) or not isinstance(qps, int) or qps < 1):
+            raise ValueError(f"qps must be a positive int or None (got {qps!r})")
+        policy = Policy(
+            sender_ids=_name_set("sender_ids", sender_ids),
+            sign_names=_name_set("sign_names", sign_names),
+            templates=_templates(template_codes),
+        )
+        options = GatewayOptions(
+            security_tokens=_name_set("security_tokens", security_tokens), qps=qps
+        )
         self._trustme: ModuleType | None = load_trustme() if tls else None
         self._tls = tls
         self._port = port
-        self._backend = Backend(access_keys, clock)
+        self._backend = Backend(access_keys, clock, policy=policy, options=options)
         self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
         self._material: TlsMaterial | None = None
@@ -172,6 +226,28 @@ class Emulator:
         """Every request that reached the server, oldest first (a snapshot)."""
         return self._backend.requests()
 
+    @property
+    def conversions(self) -> list[Conversion]:
+        """Accepted ``SmsConversion`` reports, oldest first (a snapshot)."""
+        return self._backend.api.conversions()
+
+    @property
+    def conversion_reports(self) -> list[ConversionReport]:
+        """Accepted ``ConversionData`` reports, oldest first (a snapshot)."""
+        return self._backend.api.reports()
+
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the JSON admin paths, e.g. ``admin_url + "messages"``."""
+        return f"{self.protocol}://{self.endpoint}/_emulator/"
+
+    def delivery_status(self, message_id: str) -> str:
+        """What QueryMessage would report now for ``message_id``: sent, failed or sending."""
+        for message in self._backend.messages():
+            if message.message_id == message_id:
+                return self._backend.api.delivery_of(message).status
+        raise KeyError("no accepted message has this id")
+
     # -- steering --------------------------------------------------------------------------
 
     def script(self, to: str | None, *outcomes: Outcome) -> None:
@@ -188,6 +264,67 @@ class Emulator:
                 raise TypeError(f"not an outcome: {outcome!r} (use Accept, Reply, HttpError...)")
         self._backend.script(to, outcomes)
 
+    def set_delivery(
+        self,
+        to: str | None,
+        status: str = "sent",
+        *,
+        error_code: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Decide what QueryMessage reports for messages to ``to`` (None: every number).
+
+        ``status`` is ``"sent"`` (Status 1, the default for every message),
+        ``"failed"`` (Status 2, ``ErrorCode`` = ``error_code``, default
+        ``UNDELIVERED``) or ``"sending"`` (Status 3, no receipt yet). The rule
+        is read when QueryMessage runs, so it also applies to messages already
+        accepted: hold a number in ``"sending"``, then set ``"sent"`` to
+        release it. A number's own rule wins over a magic number's and over
+        the ``None`` rule.
+        """
+        if to is not None and not isinstance(to, str):
+            raise TypeError("to must be the recipient as a string, or None")
+        if status not in DELIVERY_STATUSES:
+            raise ValueError(f"status must be one of {sorted(DELIVERY_STATUSES)} (got {status!r})")
+        if error_code is not None and (not isinstance(error_code, str) or not error_code):
+            raise ValueError("error_code must be a non-empty string or None")
+        self._backend.api.set_delivery(to, DeliveryRule(status, error_code, description))
+
+    def chaos(
+        self,
+        *,
+        seed: int | None = None,
+        drop: float = 0.0,
+        http_500: float = 0.0,
+        http_503: float = 0.0,
+        throttle: float = 0.0,
+        system_error: float = 0.0,
+        delay: tuple[float, float] | None = None,
+    ) -> None:
+        """Fail a random share of requests, reproducibly for a given ``seed``.
+
+        Each rate is the probability (0-1) that a request gets that fault; a
+        request gets at most one, so the rates may add up to at most 1.
+        ``drop``: connection closed without an answer; ``http_500`` /
+        ``http_503``: gateway errors; ``throttle``: HTTP 400 ``Throttling.User``
+        with ``x-acs-retry-after: 1000``; ``system_error``: HTTP 200
+        ``SYSTEM_ERROR``; ``delay=(rate, seconds)``: the answer is held back
+        ``seconds``, then the request is handled normally. Scripts and magic
+        numbers go first; only requests that passed the gateway checks draw.
+        Call with no rates (``emu.chaos()``) to turn chaos off.
+        """
+        self._backend.set_chaos(
+            ChaosSettings(
+                seed=seed,
+                drop=drop,
+                http_500=http_500,
+                http_503=http_503,
+                throttle=throttle,
+                system_error=system_error,
+                delay=delay,
+            )
+        )
+
     def reset(self) -> None:
-        """Forget messages, requests, scripts and seen nonces."""
+        """Forget messages, conversions, requests, scripts, delivery rules, chaos and nonces."""
         self._backend.reset()

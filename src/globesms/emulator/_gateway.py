@@ -62,12 +62,21 @@ class Response:
 class GatewayError(Exception):
     """A request rejected before the API ran, answered as a non-2xx JSON error."""
 
-    def __init__(self, status: int, code: str, message: str, *, close: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        close: bool = False,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.close = close
+        self.headers = headers
 
 
 def json_body(payload: dict[str, object]) -> bytes:

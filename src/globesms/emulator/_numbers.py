@@ -31,16 +31,16 @@ def _parse(to: str) -> phonenumbers.PhoneNumber | None:
         return None
 
 
-def check_number(to: str) -> str | None:
+def check_number(to: str, *, allow_mainland: bool = False) -> str | None:
     """The business error code for recipient ``to`` (digits as sent), or None if acceptable.
 
     ``to`` must be 8 to 15 ASCII digits, country code first, no ``+``; the
     country code must be a known one. Chinese mainland numbers (``86``) are
-    refused, as SendMessageToGlobe does not serve them.
+    refused unless ``allow_mainland`` (only SendMessageWithTemplate serves them).
     """
     if not _DIGITS.fullmatch(to):
         return MOBILE_NUMBER_ILLEGAL
-    if to.startswith(_MAINLAND_CHINA_PREFIX):
+    if not allow_mainland and to.startswith(_MAINLAND_CHINA_PREFIX):
         return NOT_SUPPORTED_COUNTRY
     if _parse(to) is None:
         return MOBILE_NUMBER_ILLEGAL

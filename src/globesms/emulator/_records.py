@@ -1,4 +1,8 @@
-"""What the emulator remembers: accepted messages and every request it saw."""
+"""What the emulator remembers: accepted messages, conversions and every request it saw.
+
+Phone numbers, message text, template values and credentials stay out of every
+``repr``, so a log line or a failed assertion does not echo them.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,17 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class AcceptedMessage:
-    """A message the emulator accepted (``ResponseCode`` ``OK``).
+    """A message the emulator accepted (``ResponseCode`` ``OK``), from any send operation.
 
-    The text is kept out of ``repr`` so a log line or a failed assertion does
-    not echo message content (verification codes, say).
+    ``action`` is the operation that sent it (``SendMessageToGlobe``,
+    ``BatchSendMessageToGlobe`` or ``SendMessageWithTemplate``). For template
+    sends ``sender`` is the signature name, ``template_code`` and
+    ``template_param`` are what was sent, and ``message`` is the rendered text
+    when the template's text was given to the emulator (else empty).
+    ``accepted_at`` is the emulator clock (epoch seconds) at acceptance.
     """
 
-    to: str
+    to: str = field(repr=False)
     message: str = field(repr=False)
     sender: str | None
     message_type: str | None
@@ -26,18 +34,24 @@ class AcceptedMessage:
     country: str
     region: str
     carrier: str
+    action: str = "SendMessageToGlobe"
+    template_code: str | None = None
+    template_param: str | None = field(default=None, repr=False)
+    accepted_at: float = 0.0
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
     """One HTTP request that reached the emulator, whatever became of it.
 
-    ``query`` holds the decoded query parameters and ``headers`` the request
+    ``query`` holds the decoded query parameters (plus, for a form-encoded body
+    such as ConversionData's, the body parameters) and ``headers`` the request
     headers under lower-case names, ``authorization`` and any
-    ``x-acs-security-token`` included; both stay out of ``repr``.
+    ``x-acs-security-token`` included; they stay out of ``repr``, as does ``to``.
     ``http_status`` and ``code`` are None when the connection was dropped
     without an answer (or while a delayed answer is still pending); ``code``
     is the ``ResponseCode`` of an HTTP 200 answer or the gateway ``Code``.
+    Requests to the ``/_emulator/`` admin paths are not recorded.
     """
 
     action: str | None
@@ -45,4 +59,24 @@ class RecordedRequest:
     headers: dict[str, str] = field(repr=False)
     http_status: int | None
     code: str | None
-    to: str | None
+    to: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """An accepted ``SmsConversion`` report (was this OTP used?)."""
+
+    delivered: bool
+    message_id: str | None
+    to: str | None = field(repr=False)
+    conversion_time: int | None
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """An accepted ``ConversionData`` report (an aggregate OTP conversion rate)."""
+
+    rate: float
+    report_time: int | None
+    request_id: str
