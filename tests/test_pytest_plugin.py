@@ -56,11 +56,6 @@ def test_plugin_module_has_no_top_level_globesms_or_sdk_import() -> None:
     assert not [n for n in names if n.startswith(("globesms", "alibabacloud"))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="globesms/__init__.py imports the SDK eagerly, so any globesms.* module pulls it in;"
-    " needs a lazy package __init__ (outside the emulator's files)",
-)
 def test_loading_the_plugin_imports_neither_globesms_nor_the_sdk() -> None:
     """Importing the plugin module leaves globesms and alibabacloud_credentials unimported."""
     code = (

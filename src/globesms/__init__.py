@@ -1,29 +1,56 @@
 """globesms: send international SMS through Alibaba Cloud's SendMessageToGlobe, safely.
 
-The public API is assembled here and only here.
+The public API is assembled here and only here. Names are imported on first use (PEP 562), so
+importing a part of the package (the pytest plugin, the emulator) does not import the Alibaba SDK,
+whose credential library reads its environment once, at import.
 """
 
+import importlib as _importlib
+import typing as _typing
 from importlib.metadata import version as _version
 
-from ._errors import (
-    AccountError,
-    AuthError,
-    ConfigurationError,
-    DeliveryUncertain,
-    InvalidRecipient,
-    InvalidRequest,
-    MessageRejected,
-    NetworkError,
-    ServiceUnavailable,
-    SmsError,
-    Throttled,
-    TransientError,
-)
-from ._log import JsonFormatter
-from ._service import SendReceipt, SmsService
-from ._settings import Settings
+if _typing.TYPE_CHECKING:
+    from ._errors import (
+        AccountError,
+        AuthError,
+        ConfigurationError,
+        DeliveryUncertain,
+        InvalidRecipient,
+        InvalidRequest,
+        MessageRejected,
+        NetworkError,
+        ServiceUnavailable,
+        SmsError,
+        Throttled,
+        TransientError,
+    )
+    from ._log import JsonFormatter
+    from ._service import SendReceipt, SmsService
+    from ._settings import Settings
 
 __version__ = _version("globesms")
+
+_ERRORS = (
+    "AccountError",
+    "AuthError",
+    "ConfigurationError",
+    "DeliveryUncertain",
+    "InvalidRecipient",
+    "InvalidRequest",
+    "MessageRejected",
+    "NetworkError",
+    "ServiceUnavailable",
+    "SmsError",
+    "Throttled",
+    "TransientError",
+)
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(_ERRORS, "._errors"),
+    "JsonFormatter": "._log",
+    "SendReceipt": "._service",
+    "SmsService": "._service",
+    "Settings": "._settings",
+}
 
 __all__ = [
     "AccountError",
@@ -44,3 +71,16 @@ __all__ = [
     "TransientError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'globesms' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
