@@ -24,9 +24,6 @@ from alibabacloud_tea_openapi.models import Config
 from ._credentials import CredentialSource
 from ._settings import Settings
 
-#: Connections kept per endpoint (the SDK's ``max_idle_conns``).
-POOL_SIZE = 64
-
 _LAST_ANSWER: ContextVar[tuple[int, Mapping[str, str]] | None] = ContextVar(
     "globesms_last_answer", default=None
 )
@@ -46,7 +43,7 @@ def build_client(settings: Settings, credential: CredentialSource) -> Client:
         protocol=settings.protocol,
         connect_timeout=seconds_to_ms(settings.connect_timeout),
         read_timeout=seconds_to_ms(settings.read_timeout),
-        max_idle_conns=POOL_SIZE,
+        max_idle_conns=settings.max_in_flight,
         user_agent=f"globesms/{version('globesms')}",
     )
     if settings.ca_file:
@@ -76,14 +73,15 @@ def attach_response_tap(settings: Settings) -> bool:
         from darabonba.core import DaraCore
 
         sessions = DaraCore._sessions
-        key = f"{settings.protocol}://{settings.endpoint}:80:pool={POOL_SIZE}"
+        pool = settings.max_in_flight
+        key = f"{settings.protocol}://{settings.endpoint}:80:pool={pool}"
         existing = sessions.get(key)
         if isinstance(existing, _TappedSession):
             return True
         if existing is not None or not isinstance(sessions, dict):
             return False
         session = _TappedSession()
-        adapter = DaraCore.get_adapter(settings.protocol, None, pool_size=POOL_SIZE)
+        adapter = DaraCore.get_adapter(settings.protocol, None, pool_size=pool)
         session.mount(f"{settings.protocol}://", adapter)
         sessions.setdefault(key, session)
         return sessions[key] is session

@@ -80,6 +80,11 @@ class CredentialGate:
         self._probe: threading.Thread | None = None
         self._done = threading.Event()
 
+    @property
+    def ready(self) -> bool:
+        """Whether a credential was already found (no lookup needed)."""
+        return self._ok
+
     def ensure(self) -> None:
         """Return when a credential was found; raise :class:`ConfigurationError` otherwise."""
         if self._ok:

@@ -9,12 +9,19 @@ hint (``retry_after``) replaces the computed wait. Every call is bounded by ``ma
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -72,6 +79,21 @@ class _Deadline(stop_base):
         return self._clock() + retry_state.upcoming_sleep >= self._end
 
 
+def _components(
+    settings: Settings, clock: Clock, started: float, rng: Callable[[float, float], float]
+) -> dict[str, Any]:
+    retry_uncertain = settings.retry_uncertain
+    return {
+        "retry": retry_if_exception(lambda exc: should_retry(exc, retry_uncertain)),
+        "stop": (
+            stop_after_attempt(settings.max_attempts)
+            | _Deadline(settings.deadline, clock, started)
+        ),
+        "wait": _Backoff(rng),
+        "reraise": True,
+    }
+
+
 def policy(
     settings: Settings,
     *,
@@ -82,15 +104,21 @@ def policy(
     rng: Callable[[float, float], float] = random.uniform,
 ) -> Retrying:
     """A tenacity ``Retrying`` for one send that began at ``started`` (a ``clock`` reading)."""
-    retry_uncertain = settings.retry_uncertain
     return Retrying(
-        retry=retry_if_exception(lambda exc: should_retry(exc, retry_uncertain)),
-        stop=(
-            stop_after_attempt(settings.max_attempts)
-            | _Deadline(settings.deadline, clock, started)
-        ),
-        wait=_Backoff(rng),
-        sleep=sleep,
-        before_sleep=before_sleep,
-        reraise=True,
+        sleep=sleep, before_sleep=before_sleep, **_components(settings, clock, started, rng)
+    )
+
+
+def async_policy(
+    settings: Settings,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Clock = time.monotonic,
+    started: float,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+    rng: Callable[[float, float], float] = random.uniform,
+) -> AsyncRetrying:
+    """The same policy for ``send_async``: waits never block the event loop."""
+    return AsyncRetrying(
+        sleep=sleep, before_sleep=before_sleep, **_components(settings, clock, started, rng)
     )

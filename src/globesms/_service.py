@@ -1,21 +1,28 @@
-"""The facade: :class:`SmsService` turns one call into a receipt or one globesms error."""
+"""The facade: :class:`SmsService` turns one call into a receipt or one globesms error.
+
+``send`` and ``send_async`` are two thin loops over one :class:`_Call`, which owns everything
+else: validation, the request, the deadline and per-attempt timeouts, the meaning of an answer,
+and the log events.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 
 from alibabacloud_dysmsapi20180501 import models
-from alibabacloud_tea_util.models import RuntimeOptions
-from tenacity import RetryCallState
+from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from . import _log
-from ._client import build_client, clear_answer, last_answer, seconds_to_ms
+from ._client import build_client
 from ._credentials import CredentialGate, CredentialSource, default_credential
 from ._errors import (
     AccountError,
@@ -24,13 +31,13 @@ from ._errors import (
     DeliveryUncertain,
     InvalidRequest,
     SmsError,
-    describe,
+    TransientError,
     error_for_code,
-    error_for_exception,
-    redirect_error,
 )
-from ._retry import Clock, policy
+from ._governor import RateGovernor
+from ._retry import Clock, async_policy, policy
 from ._settings import Settings
+from ._transport import Answer, AsyncTransport, SyncTransport, retry_hint
 from ._validate import Outgoing, mask_number, validate
 
 
@@ -60,10 +67,10 @@ class SendReceipt:
 class SmsService:
     """Send SMS through SendMessageToGlobe with validation, safe retries and safe logs.
 
-    Build it once and share it between threads. ``settings`` defaults to
+    Build it once and share it between threads and tasks. ``settings`` defaults to
     :meth:`Settings.load`; ``credential`` defaults to the Alibaba Cloud default chain; ``client``
-    replaces the SDK client entirely (its own credential is then used as is). ``sleep`` and
-    ``clock`` exist for tests.
+    replaces the SDK client entirely (its own credential is then used as is). ``sleep``,
+    ``async_sleep`` and ``clock`` exist for tests.
     """
 
     def __init__(
@@ -73,24 +80,36 @@ class SmsService:
         credential: CredentialSource | None = None,
         client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings if settings is not None else Settings.load()
         if self.settings.quiet_sdk_logs:
             _log.install_sdk_filters()
         self._sleep = sleep
+        self._async_sleep = async_sleep
         self._clock = clock
         self._closed = False
         with _log.quiet_sdk(self.settings.quiet_sdk_logs):
-            if client is not None:
-                self._client = client
-                self._gate: CredentialGate | None = (
-                    CredentialGate(credential, clock=clock) if credential is not None else None
-                )
-            else:
+            if client is None:
                 source = credential if credential is not None else default_credential()
-                self._client = build_client(self.settings, source)
-                self._gate = CredentialGate(source, clock=clock)
+                client = build_client(self.settings, source)
+                credential = source
+        self._gate = CredentialGate(credential, clock=clock) if credential is not None else None
+        self._sync = SyncTransport(client)
+        self._async = AsyncTransport(
+            client, protocol=self.settings.protocol, ca_file=self.settings.ca_file,
+            pool_size=self.settings.max_in_flight,
+        )
+        self._governor = (
+            RateGovernor(self.settings.max_rate, clock=clock)
+            if self.settings.max_rate is not None
+            else None
+        )
+        self._slots = threading.BoundedSemaphore(self.settings.max_in_flight)
+        self._async_slots: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"SmsService(endpoint={self.settings.endpoint!r}, region={self.settings.region!r})"
@@ -99,16 +118,30 @@ class SmsService:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()
 
+    async def __aenter__(self) -> SmsService:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     def close(self) -> None:
-        """Stop accepting sends. Connections belong to the SDK's shared pool and stay there."""
+        """Stop accepting sends. Sync connections belong to the SDK's shared pool and stay."""
         self._closed = True
+
+    async def aclose(self) -> None:
+        """Stop accepting sends and close this event loop's connection pool."""
+        self._closed = True
+        await self._async.aclose()
+
+    # -- the two entry points --------------------------------------------------------------------
 
     def send(
         self,
@@ -126,6 +159,63 @@ class SmsService:
         :class:`InvalidRequest` and nothing is sent; :class:`DeliveryUncertain` means the SMS
         may have gone out.
         """
+        with self._call(to, message, sender, message_type, task_id, validity_period) as call:
+            if self._gate is not None:
+                self._gate.ensure()
+            retrying: Retrying = policy(
+                self.settings, sleep=self._sleep, clock=self._clock, started=call.started,
+                before_sleep=call.log_retry,
+            )
+            for attempt in retrying:
+                with attempt:
+                    call.attempts += 1
+                    self._wait_for_rate(call, self._sleep)
+                    with self._slot(call):
+                        answer = self._sync.send(call.request, **call.timeouts())
+                    return call.receipt(answer)
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises
+
+    async def send_async(
+        self,
+        to: str,
+        message: str,
+        *,
+        sender: str | None = None,
+        message_type: str | None = None,
+        task_id: str | None = None,
+        validity_period: int | None = None,
+    ) -> SendReceipt:
+        """``send`` for asyncio: same arguments, receipt, errors, retries and log events.
+
+        Connections are pooled per service and event loop (close with :meth:`aclose` or
+        ``async with``); waits never block the loop; cancelling stops the retries.
+        """
+        with self._call(to, message, sender, message_type, task_id, validity_period) as call:
+            if self._gate is not None and not self._gate.ready:
+                await asyncio.to_thread(self._gate.ensure)
+            retrying: AsyncRetrying = async_policy(
+                self.settings, sleep=self._async_sleep, clock=self._clock,
+                started=call.started, before_sleep=call.log_retry,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    call.attempts += 1
+                    wait = self._wait_for_rate(call, None)
+                    if wait:
+                        await self._async_sleep(wait)
+                    async with self._async_slot(call):
+                        answer = await self._async.send(call.request, **call.timeouts())
+                    return call.receipt(answer)
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises
+
+    # -- shared pieces ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _call(
+        self, to: object, message: object, sender: object, message_type: object,
+        task_id: object, validity_period: object,
+    ) -> Iterator[_Call]:
+        """Validate, then run the body as one logged call (SDK logs quiet, outcome logged)."""
         started = self._clock()
         with _log.quiet_sdk(self.settings.quiet_sdk_logs):
             try:
@@ -147,29 +237,72 @@ class SmsService:
                 _log.emit(
                     logging.WARNING, _log.INVALID, str(error), to=mask_number(to), code=error.code,
                     outcome="invalid", error_class=type(error).__name__,
-                    elapsed_ms=self._elapsed_ms(started),
+                    elapsed_ms=round((self._clock() - started) * 1000),
                 )
                 raise
+            call = _Call(outgoing, started, self.settings, self._clock)
             try:
-                if self._gate is not None:
-                    self._gate.ensure()
-                receipt = self._send_with_retries(outgoing, started)
+                yield call
             except SmsError as error:
-                self._log_failure(error, outgoing, started)
+                error.attempts = call.attempts
+                call.log_failure(error)
                 raise
-        _log.emit(
-            logging.INFO, _log.SENT, f"to {outgoing.recipient.masked}",
-            to=outgoing.recipient.masked, request_id=receipt.request_id,
-            message_id=receipt.message_id, attempt=receipt.attempts, outcome="sent",
-            elapsed_ms=self._elapsed_ms(started), segments=receipt.segments,
-            country=receipt.country,
-        )
-        return receipt
 
-    # -- one send, several attempts ------------------------------------------------------------
+    def _wait_for_rate(self, call: _Call, sleep: Callable[[float], None] | None) -> float:
+        """Reserve a slot from the rate governor; sleep for it (sync) or return the wait."""
+        if self._governor is None:
+            return 0.0
+        wait = self._governor.reserve(call.deadline_at)
+        if wait and sleep is not None:
+            sleep(wait)
+        return wait
 
-    def _send_with_retries(self, outgoing: Outgoing, started: float) -> SendReceipt:
-        request = models.SendMessageToGlobeRequest(
+    @contextlib.contextmanager
+    def _slot(self, call: _Call) -> Iterator[None]:
+        if not self._slots.acquire(timeout=max(0.0, call.remaining())):
+            raise _busy()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    @contextlib.asynccontextmanager
+    async def _async_slot(self, call: _Call) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        slots = self._async_slots.get(loop)
+        if slots is None:
+            slots = self._async_slots[loop] = asyncio.Semaphore(self.settings.max_in_flight)
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=max(0.0, call.remaining()))
+        except asyncio.TimeoutError:
+            raise _busy() from None
+        try:
+            yield
+        finally:
+            slots.release()
+
+
+def _busy() -> TransientError:
+    return TransientError(
+        "max_in_flight sends were already running until the deadline; nothing was sent, retry "
+        "later or raise max_in_flight",
+        code="LocalBusy",
+    )
+
+
+class _Call:
+    """One send: its validated request, clock readings, attempts, answer reading and logs."""
+
+    def __init__(self, outgoing: Outgoing, started: float, settings: Settings,
+                 clock: Clock) -> None:
+        self.outgoing = outgoing
+        self.started = started
+        self.deadline_at = started + settings.deadline
+        self.attempts = 0
+        self._settings = settings
+        self._clock = clock
+        self.masked = outgoing.recipient.masked
+        self.request = models.SendMessageToGlobeRequest(
             to=outgoing.recipient.digits,
             message=outgoing.message,
             from_=outgoing.sender,
@@ -177,137 +310,78 @@ class SmsService:
             task_id=outgoing.task_id,
             validity_period=outgoing.validity_period,
         )
-        retrying = policy(
-            self.settings,
-            sleep=self._sleep,
-            clock=self._clock,
-            started=started,
-            before_sleep=lambda state: self._log_retry(state, outgoing, started),
-        )
-        attempts = 0
-        try:
-            for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    receipt = self._attempt(request, outgoing, started, attempts)
-        except SmsError as error:
-            error.attempts = attempts
-            raise
-        return receipt
 
-    def _attempt(
-        self,
-        request: models.SendMessageToGlobeRequest,
-        outgoing: Outgoing,
-        started: float,
-        attempt: int,
-    ) -> SendReceipt:
-        remaining = started + self.settings.deadline - self._clock()
-        runtime = RuntimeOptions(
-            connect_timeout=seconds_to_ms(min(self.settings.connect_timeout, remaining)),
-            read_timeout=seconds_to_ms(min(self.settings.read_timeout, remaining)),
-        )
-        clear_answer()
-        failure: Exception | None = None
-        try:
-            response = self._client.send_message_to_globe_with_options(request, runtime)
-        except Exception as exc:  # anything the SDK raises is mapped, never leaked as is
-            failure = exc
-        if failure is not None:
-            # Raised outside the except block, so the SDK exception (which holds the signed
-            # request) is neither the __cause__ nor the __context__ of what the caller sees.
-            answer = last_answer()
-            error = error_for_exception(failure, http_status=answer[0] if answer else None)
-            if error.retry_after is None and answer is not None:
-                error.retry_after = _retry_after(answer[1])
-            raise error from describe(failure)
-        if 300 <= response.status_code < 400:
-            raise redirect_error(response.status_code)
-        body = response.body
+    def remaining(self) -> float:
+        return self.deadline_at - self._clock()
+
+    def timeouts(self) -> dict[str, float]:
+        """This attempt's connect and read timeouts, cut to what is left of the deadline."""
+        remaining = self.remaining()
+        return {
+            "connect_timeout": min(self._settings.connect_timeout, remaining),
+            "read_timeout": min(self._settings.read_timeout, remaining),
+        }
+
+    def elapsed_ms(self) -> int:
+        return round((self._clock() - self.started) * 1000)
+
+    def receipt(self, answer: Answer) -> SendReceipt:
+        """The receipt for an accepted answer, or the mapped error for any other."""
+        body = answer.body
         code = getattr(body, "response_code", None)
         if code != "OK":
-            answer = last_answer()
             if not code:
                 raise DeliveryUncertain(
                     "the answer had no ResponseCode; the SMS may have gone out, check delivery "
                     "before resending",
                     code="UnparsableResponse",
-                    http_status=response.status_code,
+                    http_status=answer.status,
                     request_id=getattr(body, "request_id", None),
                 )
             raise error_for_code(
                 code,
-                http_status=response.status_code,
+                http_status=answer.status,
                 request_id=body.request_id,
-                retry_after=_retry_after(answer[1]) if answer is not None else None,
+                retry_after=retry_hint(answer.headers),
             )
         detail = body.number_detail
-        return SendReceipt(
+        receipt = SendReceipt(
             message_id=body.message_id or "",
             request_id=body.request_id or "",
-            to=body.to or outgoing.recipient.digits,
+            to=body.to or self.outgoing.recipient.digits,
             segments=int(body.segments) if str(body.segments or "").isdigit() else 0,
-            sender=body.from_ or outgoing.sender,
+            sender=body.from_ or self.outgoing.sender,
             country=getattr(detail, "country", None),
             region=getattr(detail, "region", None),
             carrier=getattr(detail, "carrier", None),
-            attempts=attempt,
+            attempts=self.attempts,
         )
+        _log.emit(
+            logging.INFO, _log.SENT, f"to {self.masked}", to=self.masked,
+            request_id=receipt.request_id, message_id=receipt.message_id, attempt=self.attempts,
+            outcome="sent", elapsed_ms=self.elapsed_ms(), segments=receipt.segments,
+            country=receipt.country,
+        )
+        return receipt
 
-    # -- logs ----------------------------------------------------------------------------------
-
-    def _elapsed_ms(self, started: float) -> int:
-        return round((self._clock() - started) * 1000)
-
-    def _log_retry(self, state: RetryCallState, outgoing: Outgoing, started: float) -> None:
+    def log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         _log.emit(
-            logging.WARNING, _log.RETRY,
-            f"to {outgoing.recipient.masked} after {type(error).__name__}",
-            to=outgoing.recipient.masked,
-            request_id=getattr(error, "request_id", None),
-            code=getattr(error, "code", None),
-            attempt=state.attempt_number,
-            retry_in_ms=round(state.upcoming_sleep * 1000),
-            outcome="retry",
-            error_class=type(error).__name__,
-            elapsed_ms=self._elapsed_ms(started),
+            logging.WARNING, _log.RETRY, f"to {self.masked} after {type(error).__name__}",
+            to=self.masked, request_id=getattr(error, "request_id", None),
+            code=getattr(error, "code", None), attempt=state.attempt_number,
+            retry_in_ms=round(state.upcoming_sleep * 1000), outcome="retry",
+            error_class=type(error).__name__, elapsed_ms=self.elapsed_ms(),
         )
 
-    def _log_failure(self, error: SmsError, outgoing: Outgoing, started: float) -> None:
+    def log_failure(self, error: SmsError) -> None:
         operator_action = (AccountError, AuthError, ConfigurationError, DeliveryUncertain)
         level = logging.ERROR if isinstance(error, operator_action) else logging.WARNING
         if type(error) is SmsError:
             level = logging.ERROR
         _log.emit(
-            level, _log.FAILED, f"to {outgoing.recipient.masked}: {type(error).__name__}",
-            to=outgoing.recipient.masked, request_id=error.request_id, code=error.code,
-            attempt=error.attempts,
+            level, _log.FAILED, f"to {self.masked}: {type(error).__name__}",
+            to=self.masked, request_id=error.request_id, code=error.code, attempt=error.attempts,
             outcome="uncertain" if isinstance(error, DeliveryUncertain) else "failed",
-            error_class=type(error).__name__, elapsed_ms=self._elapsed_ms(started),
+            error_class=type(error).__name__, elapsed_ms=self.elapsed_ms(),
         )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """A retry hint from ``x-acs-retry-after`` (milliseconds) or ``Retry-After`` (seconds/date)."""
-    acs = headers.get("x-acs-retry-after")
-    if acs:
-        try:
-            ms = int(acs)
-        except ValueError:
-            ms = 0
-        if ms > 0:
-            return ms / 1000.0
-    standard = headers.get("retry-after")
-    if not standard:
-        return None
-    try:
-        return max(0.0, float(standard))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(standard)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-

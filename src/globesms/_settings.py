@@ -62,6 +62,8 @@ class Settings:
     retry_uncertain: bool = False
     max_message_length: int = 1600
     quiet_sdk_logs: bool = True
+    max_rate: float | None = None
+    max_in_flight: int = 256
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -84,6 +86,10 @@ class Settings:
                 raise _bad(name, value, "must be a number of seconds > 0")
         if self.max_attempts < 1:
             raise _bad("max_attempts", self.max_attempts, "must be >= 1 (1 disables retries)")
+        if self.max_rate is not None and not (self.max_rate > 0 and math.isfinite(self.max_rate)):
+            raise _bad("max_rate", self.max_rate, "must be a number of sends per second > 0")
+        if self.max_in_flight < 1:
+            raise _bad("max_in_flight", self.max_in_flight, "must be >= 1")
         if self.max_message_length < 1:
             raise _bad("max_message_length", self.max_message_length, "must be >= 1")
         if self.message_type is not None and self.message_type not in MESSAGE_TYPES:
@@ -144,6 +150,8 @@ _KINDS: dict[str, type] = {
     "deadline": float,
     "max_attempts": int,
     "max_message_length": int,
+    "max_in_flight": int,
+    "max_rate": float,
     "retry_uncertain": bool,
     "quiet_sdk_logs": bool,
 }
