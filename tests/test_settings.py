@@ -65,7 +65,8 @@ def test_every_field_has_an_environment_variable() -> None:
         "GLOBESMS_READ_TIMEOUT": "2", "GLOBESMS_MAX_ATTEMPTS": "4", "GLOBESMS_DEADLINE": "9",
         "GLOBESMS_SENDER": "Acme", "GLOBESMS_MESSAGE_TYPE": "OTP",
         "GLOBESMS_RETRY_UNCERTAIN": "yes", "GLOBESMS_MAX_MESSAGE_LENGTH": "500",
-        "GLOBESMS_QUIET_SDK_LOGS": "off",
+        "GLOBESMS_QUIET_SDK_LOGS": "off", "GLOBESMS_MAX_RATE": "50.5",
+        "GLOBESMS_MAX_IN_FLIGHT": "32",
     }
     settings = Settings.load(environ=env)
     assert (settings.region, settings.endpoint, settings.protocol) == (
@@ -74,6 +75,7 @@ def test_every_field_has_an_environment_variable() -> None:
     assert (settings.max_attempts, settings.sender, settings.message_type) == (4, "Acme", "OTP")
     assert settings.retry_uncertain is True and settings.quiet_sdk_logs is False
     assert settings.max_message_length == 500
+    assert (settings.max_rate, settings.max_in_flight) == (50.5, 32)
 
 
 @pytest.mark.parametrize(
@@ -90,6 +92,8 @@ def test_every_field_has_an_environment_variable() -> None:
         ({"GLOBESMS_SENDER": "no spaces"}, ["sender", "letters and digits"]),
         ({"GLOBESMS_ENDPOINT": "https://x.example"}, ["endpoint", "host[:port]"]),
         ({"GLOBESMS_CA_FILE": "/nonexistent/ca.pem"}, ["ca_file", "/nonexistent/ca.pem"]),
+        ({"GLOBESMS_MAX_RATE": "0"}, ["max_rate", "> 0", "GLOBESMS_MAX_RATE"]),
+        ({"GLOBESMS_MAX_IN_FLIGHT": "0"}, ["max_in_flight", ">= 1"]),
     ],
 )
 def test_bad_values_name_key_value_and_fix(env: dict[str, str], words: list[str]) -> None:

@@ -259,7 +259,7 @@ class SmsService:
 
     @contextlib.contextmanager
     def _slot(self, call: _Call) -> Iterator[None]:
-        if not self._slots.acquire(timeout=max(0.0, call.remaining())):
+        if not self._slots.acquire(timeout=call.slot_timeout()):
             raise _busy()
         try:
             yield
@@ -273,7 +273,7 @@ class SmsService:
         if slots is None:
             slots = self._async_slots[loop] = asyncio.Semaphore(self.settings.max_in_flight)
         try:
-            await asyncio.wait_for(slots.acquire(), timeout=max(0.0, call.remaining()))
+            await asyncio.wait_for(slots.acquire(), timeout=call.slot_timeout())
         except asyncio.TimeoutError:
             raise _busy() from None
         try:
@@ -284,7 +284,7 @@ class SmsService:
 
 def _busy() -> TransientError:
     return TransientError(
-        "max_in_flight sends were already running until the deadline; nothing was sent, retry "
+        "max_in_flight sends were already running for connect_timeout; nothing was sent, retry "
         "later or raise max_in_flight",
         code="LocalBusy",
     )
@@ -313,6 +313,10 @@ class _Call:
 
     def remaining(self) -> float:
         return self.deadline_at - self._clock()
+
+    def slot_timeout(self) -> float:
+        """How long to wait for a free in-flight slot: like a connection, connect_timeout."""
+        return max(0.0, min(self._settings.connect_timeout, self.remaining()))
 
     def timeouts(self) -> dict[str, float]:
         """This attempt's connect and read timeouts, cut to what is left of the deadline."""

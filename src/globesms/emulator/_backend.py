@@ -80,6 +80,7 @@ class _Entry:
     query: dict[str, str]
     headers: dict[str, str]
     to: str | None
+    target: str = ""
     http_status: int | None = None
     code: str | None = None
 
@@ -91,6 +92,7 @@ class _Entry:
             http_status=self.http_status,
             code=self.code,
             to=self.to,
+            target=self.target,
         )
 
 
@@ -127,6 +129,9 @@ class Backend:
         self.host_id = "127.0.0.1"
         self.closing = threading.Event()
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._peak_in_flight = 0
         self._entries: list[_Entry] = []
         self._scripts: dict[str | None, deque[Outcome]] = {}
         self._nonces: dict[str, float] = {}
@@ -159,6 +164,7 @@ class Backend:
             self._magic_attempts.clear()
             self._calls.clear()
             self._chaos = None
+            self._peak_in_flight = self._in_flight
         self.api.reset()
 
     # -- the server's entry points -----------------------------------------------------
@@ -172,9 +178,10 @@ class Backend:
         headers: Message | None,
     ) -> Response:
         pairs = _signature.parse_query(target.partition("?")[2]) if target else []
-        entry = self._open(headers, dict(pairs))
+        entry = self._open(headers, dict(pairs), target or "")
         response = gateway_response(status, default_code(status), message, host_id=self.host_id)
         self._finish(entry, response)
+        self._leave()
         return response
 
     def handle(self, exchange: Exchange) -> Response | None:
@@ -182,7 +189,15 @@ class Backend:
             return self._admin(exchange)
         pairs = _signature.parse_query(exchange.raw_query)
         query = dict(pairs)
-        entry = self._open(exchange.headers, query)
+        entry = self._open(exchange.headers, query, exchange.target)
+        try:
+            return self._answer(exchange, pairs, entry)
+        finally:
+            self._leave()
+
+    def _answer(
+        self, exchange: Exchange, pairs: list[tuple[str, str]], entry: _Entry
+    ) -> Response | None:
         try:
             response = self._process(exchange, pairs, entry)
         except GatewayError as error:
@@ -250,17 +265,34 @@ class Backend:
 
     # -- internals -------------------------------------------------------------------
 
-    def _open(self, headers: Message | None, query: dict[str, str]) -> _Entry:
+    def _open(self, headers: Message | None, query: dict[str, str], target: str) -> _Entry:
         header_map = _header_dict(headers)
         entry = _Entry(
             action=header_map.get("x-acs-action"),
             query=query,
             headers=header_map,
             to=query.get("To"),
+            target=target,
         )
         with self._lock:
             self._entries.append(entry)
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            self._arrived.notify_all()
         return entry
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` requests arrived; False when ``timeout`` ran out."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self._entries) >= count, timeout)
+
+    def peak_in_flight(self) -> int:
+        with self._lock:
+            return self._peak_in_flight
 
     def _finish(self, entry: _Entry, response: Response | None) -> None:
         if response is not None:

@@ -227,6 +227,19 @@ class Emulator:
         return self._backend.requests()
 
     @property
+    def peak_in_flight(self) -> int:
+        """The most requests the server was handling at once since start (or ``reset()``)."""
+        return self._backend.peak_in_flight()
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` requests have arrived; False if ``timeout`` seconds ran out.
+
+        For tests that must act while a request is being handled (e.g. cancel a send that is
+        waiting on a ``Delay``) without sleeping.
+        """
+        return self._backend.wait_for_requests(count, timeout)
+
+    @property
     def conversions(self) -> list[Conversion]:
         """Accepted ``SmsConversion`` reports, oldest first (a snapshot)."""
         return self._backend.api.conversions()

@@ -60,6 +60,8 @@ class RecordedRequest:
     http_status: int | None
     code: str | None
     to: str | None = field(repr=False)
+    target: str = field(default="", repr=False)
+    """The request target exactly as received: path and raw (still encoded) query string."""
 
 
 @dataclass(frozen=True)
