@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
     emu.add_argument("--key", action="append", default=[], metavar="ID:SECRET",
                      help="accepted AccessKey pair, repeatable (default: a generated one)")
+    emu.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
+                     help="hold every answer back this long (a provider's latency)")
     return parser
 
 
@@ -97,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "emulator":
         from .emulator import serve
 
-        return serve(port=args.port, tls=args.tls, keys=args.key)
+        return serve(port=args.port, tls=args.tls, keys=args.key, answer_delay=args.delay)
     _configure_logging(args.log)
     try:
         with _service(args) as service:

@@ -19,6 +19,7 @@ import asyncio
 import json
 import ssl
 import time
+import urllib.request
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ class AsyncTransport:
         self._ca_file = ca_file
         self._pool_size = pool_size
         self._ssl: ssl.SSLContext | None = None
+        self._proxy = proxy_for(protocol, client._endpoint)
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -210,6 +212,7 @@ class AsyncTransport:
             async with session.request(
                 signed.method, URL(DaraCore.compose_url(signed), encoded=True), data=b"",
                 headers=signed.headers, timeout=timeout, allow_redirects=False,
+                proxy=self._proxy,
             ) as response:
                 status, headers = response.status, response.headers
                 raw = await response.read()
@@ -229,7 +232,9 @@ class AsyncTransport:
                 limit=self._pool_size, limit_per_host=self._pool_size, ssl=self._ssl_context(),
                 ttl_dns_cache=300,
             )
-            session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            # Proxies are read from the environment once per session, as the SDK honours them;
+            # aiohttp's trust_env would look them (and ~/.netrc) up again on every request.
+            session = aiohttp.ClientSession(connector=connector)
             self._sessions[loop] = session
         return session
 
@@ -254,6 +259,14 @@ class AsyncTransport:
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.close()
+
+
+def proxy_for(protocol: str, endpoint: str) -> str | None:
+    """The proxy the environment names for this endpoint (HTTP(S)_PROXY, NO_PROXY), if any."""
+    host = endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 else endpoint
+    if urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(protocol)
 
 
 async def _credential(source: Any) -> Any:

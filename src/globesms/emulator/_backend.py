@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import math
 import threading
 from collections import deque
@@ -70,6 +71,8 @@ class GatewayOptions:
 
     security_tokens: frozenset[str] | None = None
     qps: int | None = None
+    answer_delay: float = 0.0
+    """Seconds every API answer is held back (a provider's latency, for benchmarks)."""
 
 
 @dataclass
@@ -191,7 +194,10 @@ class Backend:
         query = dict(pairs)
         entry = self._open(exchange.headers, query, exchange.target)
         try:
-            return self._answer(exchange, pairs, entry)
+            response = self._answer(exchange, pairs, entry)
+            if self.options.answer_delay > 0:
+                self.closing.wait(self.options.answer_delay)
+            return response
         finally:
             self._leave()
 
@@ -399,11 +405,13 @@ class Backend:
 
     def _spend_nonce(self, nonce: str) -> None:
         now = self.clock()
+        self._nonces.pop(nonce, None)
         self._nonces[nonce] = now
-        if len(self._nonces) > 1024:
-            self._nonces = {
-                key: seen for key, seen in self._nonces.items() if now - seen <= _NONCE_MEMORY_S
-            }
+        # Insertion order is time order: forget expired nonces from the front, O(1) per request.
+        for key in list(itertools.islice(self._nonces, 64)):
+            if now - self._nonces[key] <= _NONCE_MEMORY_S:
+                break
+            del self._nonces[key]
 
     def _magic(self, to: str | None) -> Outcome | None:
         if to is None:

@@ -84,6 +84,7 @@ class Emulator:
         template_codes: Iterable[str] | Mapping[str, str] | None = None,
         security_tokens: Iterable[str] | None = None,
         qps: int | None = None,
+        answer_delay: float = 0.0,
     ) -> None:
         if not isinstance(access_keys, Mapping) or not access_keys:
             raise ValueError("access_keys must map at least one AccessKey id to its secret")
@@ -106,8 +107,11 @@ class Emulator:
             sign_names=_name_set("sign_names", sign_names),
             templates=_templates(template_codes),
         )
+        if not isinstance(answer_delay, (int, float)) or not 0 <= answer_delay <= 60:
+            raise ValueError(f"answer_delay must be 0-60 seconds (got {answer_delay!r})")
         options = GatewayOptions(
-            security_tokens=_name_set("security_tokens", security_tokens), qps=qps
+            security_tokens=_name_set("security_tokens", security_tokens), qps=qps,
+            answer_delay=float(answer_delay),
         )
         self._trustme: ModuleType | None = load_trustme() if tls else None
         self._tls = tls

@@ -31,6 +31,7 @@ def serve(
     keys: Sequence[str] = (),
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    answer_delay: float = 0.0,
 ) -> int:
     """Run an emulator until SIGINT/SIGTERM (or ``stop``); return the exit code.
 
@@ -61,7 +62,9 @@ def serve(
             previous.append((signum, signal.signal(signum, _stop)))
     try:
         try:
-            emulator = Emulator(access_keys=access_keys, tls=tls, port=port).start()
+            emulator = Emulator(
+                access_keys=access_keys, tls=tls, port=port, answer_delay=answer_delay
+            ).start()
         except (OSError, ImportError, ValueError) as error:
             print(f"error: cannot start the emulator: {error}", file=sys.stderr)
             return 1

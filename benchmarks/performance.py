@@ -1,0 +1,278 @@
+"""globesms against the raw official SDK, measured side by side in one run.
+
+Starts the emulator as a separate process (``globesms emulator``), over HTTP and over HTTPS with
+an answer delay, and prints:
+
+* sync: CPU time per send of the raw SDK client and of ``SmsService.send``, and their ratio;
+* async, HTTPS, 100 ms answer delay, 200 in flight: sends per second of the raw SDK async path,
+  the raw SDK sync path on a 200-thread pool and ``SmsService.send_async``, with ratios, and the
+  peak threads and open file descriptors during the ``send_async`` run and after it;
+* resident memory growth and file descriptors over 20,000 ``send_async`` sends.
+
+    python benchmarks/performance.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from alibabacloud_dysmsapi20180501 import models
+from alibabacloud_dysmsapi20180501.client import Client
+from alibabacloud_tea_openapi.models import Config
+from alibabacloud_tea_util.models import RuntimeOptions
+
+from globesms import Settings, SmsService
+from globesms.testing import static_credential
+
+KEY, SECRET = "bench", "bench-secret-0123456789"
+TO, TEXT = "447700900123", "Your code is 483920"
+
+
+@dataclass
+class Endpoint:
+    address: str
+    protocol: str
+    ca_file: str | None
+
+
+@contextlib.contextmanager
+def emulator(*, tls: bool, delay: float) -> Iterator[Endpoint]:
+    """The emulator in its own process, so its CPU is not counted as the client's."""
+    command = [sys.executable, "-m", "globesms._cli", "emulator", "--key", f"{KEY}:{SECRET}",
+               "--delay", str(delay)] + (["--tls"] if tls else [])
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    fields: dict[str, str] = {}
+    for line in proc.stdout:
+        if line.strip() == "ready":
+            break
+        name, _, value = line.partition(":")
+        fields[name.strip()] = value.strip()
+    try:
+        yield Endpoint(fields["endpoint"], fields["protocol"], fields.get("ca_file"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def raw_client(endpoint: Endpoint, pool: int = 40) -> Client:
+    config = Config(access_key_id=KEY, access_key_secret=SECRET, endpoint=endpoint.address,
+                    protocol=endpoint.protocol, max_idle_conns=pool)
+    if endpoint.ca_file:
+        config.ca = endpoint.ca_file
+    return Client(config)
+
+
+def service(endpoint: Endpoint) -> SmsService:
+    settings = Settings(endpoint=endpoint.address, protocol=endpoint.protocol,
+                        ca_file=endpoint.ca_file)
+    return SmsService(settings, credential=static_credential(KEY, SECRET))
+
+
+def request() -> models.SendMessageToGlobeRequest:
+    return models.SendMessageToGlobeRequest(to=TO, message=TEXT)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sampler:
+    """Peak threads and open file descriptors while a block runs (the sampler not counted)."""
+
+    def __init__(self) -> None:
+        self.threads = 0
+        self.fds = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> Sampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.threads = max(self.threads, threading.active_count() - 1)
+            self.fds = max(self.fds, open_fds())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# -- sync CPU per send ---------------------------------------------------------------------------
+
+def sync_cpu(endpoint: Endpoint, rounds: int, per_round: int) -> tuple[float, float]:
+    """CPU seconds per send, raw SDK vs SmsService.send, interleaved rounds."""
+    raw, ours = raw_client(endpoint), service(endpoint)
+    runtime = RuntimeOptions()
+    raw_send: Callable[[], Any] = lambda: raw.send_message_to_globe_with_options(  # noqa: E731
+        request(), runtime)
+    our_send: Callable[[], Any] = lambda: ours.send("+" + TO, TEXT)  # noqa: E731
+    for send in (raw_send, our_send):  # warm both connection pools and caches
+        for _ in range(50):
+            send()
+    totals = {"raw": 0.0, "ours": 0.0}
+    for _ in range(rounds):
+        for name, send in (("raw", raw_send), ("ours", our_send)):
+            start = time.process_time()
+            for _ in range(per_round):
+                send()
+            totals[name] += time.process_time() - start
+    count = rounds * per_round
+    return totals["raw"] / count, totals["ours"] / count
+
+
+# -- async throughput ----------------------------------------------------------------------------
+
+async def _bounded(count: int, concurrency: int, one: Callable[[], Awaitable[Any]]) -> int:
+    gate = asyncio.Semaphore(concurrency)
+    failures = 0
+
+    async def run() -> None:
+        nonlocal failures
+        async with gate:
+            try:
+                await one()
+            except Exception:
+                failures += 1
+
+    await asyncio.gather(*[run() for _ in range(count)])
+    return failures
+
+
+def raw_async_rate(endpoint: Endpoint, count: int, concurrency: int) -> tuple[float, int]:
+    client, runtime = raw_client(endpoint), RuntimeOptions()
+
+    async def main() -> int:
+        return await _bounded(
+            count, concurrency,
+            lambda: client.send_message_to_globe_with_options_async(request(), runtime))
+
+    start = time.perf_counter()
+    failures = asyncio.run(main())
+    return count / (time.perf_counter() - start), failures
+
+
+def raw_threads_rate(endpoint: Endpoint, count: int, threads: int) -> tuple[float, int]:
+    client, runtime = raw_client(endpoint, pool=threads), RuntimeOptions()
+    failures = 0
+
+    def one(_: int) -> None:
+        nonlocal failures
+        try:
+            client.send_message_to_globe_with_options(request(), runtime)
+        except Exception:
+            failures += 1
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, range(threads)))  # start every thread and connection first
+        start = time.perf_counter()
+        list(pool.map(one, range(count)))
+        elapsed = time.perf_counter() - start
+    return count / elapsed, failures
+
+
+def ours_async_rate(endpoint: Endpoint, count: int, concurrency: int) -> dict[str, float]:
+    sms = service(endpoint)
+    result: dict[str, float] = {}
+
+    async def main() -> None:
+        async with sms:
+            await _bounded(concurrency, concurrency, lambda: sms.send_async("+" + TO, TEXT))
+            with Sampler() as sampler:
+                start = time.perf_counter()
+                failures = await _bounded(count, concurrency,
+                                          lambda: sms.send_async("+" + TO, TEXT))
+                result["rate"] = count / (time.perf_counter() - start)
+            result["failures"] = failures
+            result["peak_threads"] = sampler.threads
+            result["peak_fds"] = sampler.fds
+
+    fds_before = open_fds()
+    asyncio.run(main())
+    result["fds_before"] = fds_before
+    result["fds_after"] = open_fds()
+    result["threads_after"] = threading.active_count()
+    return result
+
+
+def memory_growth(endpoint: Endpoint, count: int, concurrency: int) -> dict[str, float]:
+    """RSS and fds around ``count`` sends on one service (after a warm-up on the same loop)."""
+    sms = service(endpoint)
+    result: dict[str, float] = {}
+
+    async def main() -> None:
+        async with sms:
+            await _bounded(concurrency * 2, concurrency, lambda: sms.send_async("+" + TO, TEXT))
+            result["rss_before"] = rss_mb()
+            result["failures"] = await _bounded(
+                count, concurrency, lambda: sms.send_async("+" + TO, TEXT))
+        result["rss_after"] = rss_mb()
+
+    result["fds_before"] = open_fds()
+    asyncio.run(main())
+    result["fds_after"] = open_fds()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer sends (a smoke run)")
+    args = parser.parse_args()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "DEBUG"):
+        os.environ.pop(name, None)
+    scale = 0.1 if args.quick else 1.0
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.machine()} cpus={os.cpu_count()} "
+          f"python={platform.python_version()}")
+
+    with emulator(tls=False, delay=0.0) as plain:
+        raw_cpu, our_cpu = sync_cpu(plain, rounds=4, per_round=max(50, int(500 * scale)))
+    print(f"sync CPU per send (HTTP): raw SDK {raw_cpu * 1e3:.3f} ms, SmsService.send "
+          f"{our_cpu * 1e3:.3f} ms, ratio {our_cpu / raw_cpu:.3f} (target <= 1.10)")
+
+    with emulator(tls=True, delay=0.1) as tls:
+        raw_async, raw_async_fail = raw_async_rate(tls, max(100, int(400 * scale)), 200)
+        raw_sync, raw_sync_fail = raw_threads_rate(tls, max(400, int(3000 * scale)), 200)
+        ours = ours_async_rate(tls, max(1000, int(6000 * scale)), 200)
+        print(f"async HTTPS, 100 ms delay, 200 in flight (sends/s): raw SDK async "
+              f"{raw_async:.0f} ({raw_async_fail} failed), raw SDK sync on 200 threads "
+              f"{raw_sync:.0f} ({raw_sync_fail} failed), SmsService.send_async "
+              f"{ours['rate']:.0f} ({ours['failures']:.0f} failed)")
+        print(f"  send_async / raw async = {ours['rate'] / raw_async:.1f}x (target >= 25x); "
+              f"send_async / raw sync 200 threads = {ours['rate'] / raw_sync:.2f}x "
+              f"(target >= 1.5x)")
+        print(f"  during send_async: peak threads {ours['peak_threads']:.0f} (target < 20), "
+              f"peak fds {ours['peak_fds']:.0f}; after aclose: threads "
+              f"{ours['threads_after']:.0f}, fds {ours['fds_after']:.0f} "
+              f"(before {ours['fds_before']:.0f})")
+        memory = memory_growth(tls, int(20000 * scale), 200)
+    growth = memory["rss_after"] - memory["rss_before"]
+    print(f"{int(20000 * scale)} send_async over HTTPS ({memory['failures']:.0f} failed): RSS "
+          f"{memory['rss_before']:.1f} -> "
+          f"{memory['rss_after']:.1f} MB (+{growth:.1f} MB, target < 20 MB); fds "
+          f"{memory['fds_before']:.0f} -> {memory['fds_after']:.0f} (target: back to start)")
+
+
+if __name__ == "__main__":
+    main()
