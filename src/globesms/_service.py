@@ -35,7 +35,7 @@ from ._errors import (
     error_for_code,
 )
 from ._governor import RateGovernor
-from ._retry import Clock, async_policy, policy
+from ._retry import Clock, async_policy, policy, should_retry
 from ._settings import Settings
 from ._transport import Answer, AsyncTransport, SyncTransport, retry_hint
 from ._validate import Outgoing, mask_number, validate
@@ -98,8 +98,8 @@ class SmsService:
         self._gate = CredentialGate(credential, clock=clock) if credential is not None else None
         self._sync = SyncTransport(client)
         self._async = AsyncTransport(
-            client, protocol=self.settings.protocol, ca_file=self.settings.ca_file,
-            pool_size=self.settings.max_in_flight,
+            client, endpoint=str(self.settings.endpoint), protocol=self.settings.protocol,
+            ca_file=self.settings.ca_file, pool_size=self.settings.max_in_flight,
         )
         self._governor = (
             RateGovernor(self.settings.max_rate, clock=clock)
@@ -162,18 +162,30 @@ class SmsService:
         with self._call(to, message, sender, message_type, task_id, validity_period) as call:
             if self._gate is not None:
                 self._gate.ensure()
+            try:  # first attempt outside tenacity: a success allocates no retry state
+                return self._attempt(call)
+            except SmsError as error:
+                if not call.may_retry(error):
+                    raise
+                first: SmsError | None = error
             retrying: Retrying = policy(
                 self.settings, sleep=self._sleep, clock=self._clock, started=call.started,
                 before_sleep=call.log_retry,
             )
             for attempt in retrying:
                 with attempt:
-                    call.attempts += 1
-                    self._wait_for_rate(call, self._sleep)
-                    with self._slot(call):
-                        answer = self._sync.send(call.request, **call.timeouts())
-                    return call.receipt(answer)
+                    if first is not None:  # hand the first failure to the one policy
+                        replay, first = first, None
+                        raise replay
+                    return self._attempt(call)
         raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises
+
+    def _attempt(self, call: _Call) -> SendReceipt:
+        call.attempts += 1
+        self._wait_for_rate(call, self._sleep)
+        with self._slot(call):
+            answer = self._sync.send(call.request, **call.timeouts())
+        return call.receipt(answer)
 
     async def send_async(
         self,
@@ -193,20 +205,32 @@ class SmsService:
         with self._call(to, message, sender, message_type, task_id, validity_period) as call:
             if self._gate is not None and not self._gate.ready:
                 await asyncio.to_thread(self._gate.ensure)
+            try:  # first attempt outside tenacity, as in send
+                return await self._attempt_async(call)
+            except SmsError as error:
+                if not call.may_retry(error):
+                    raise
+                first: SmsError | None = error
             retrying: AsyncRetrying = async_policy(
                 self.settings, sleep=self._async_sleep, clock=self._clock,
                 started=call.started, before_sleep=call.log_retry,
             )
             async for attempt in retrying:
                 with attempt:
-                    call.attempts += 1
-                    wait = self._wait_for_rate(call, None)
-                    if wait:
-                        await self._async_sleep(wait)
-                    async with self._async_slot(call):
-                        answer = await self._async.send(call.request, **call.timeouts())
-                    return call.receipt(answer)
+                    if first is not None:
+                        replay, first = first, None
+                        raise replay
+                    return await self._attempt_async(call)
         raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises
+
+    async def _attempt_async(self, call: _Call) -> SendReceipt:
+        call.attempts += 1
+        wait = self._wait_for_rate(call, None)
+        if wait:
+            await self._async_sleep(wait)
+        async with self._async_slot(call):
+            answer = await self._async.send(call.request, **call.timeouts())
+        return call.receipt(answer)
 
     # -- shared pieces ---------------------------------------------------------------------------
 
@@ -309,6 +333,12 @@ class _Call:
             type=outgoing.message_type,
             task_id=outgoing.task_id,
             validity_period=outgoing.validity_period,
+        )
+
+    def may_retry(self, error: SmsError) -> bool:
+        """Whether the retry policy could allow a second attempt after ``error``."""
+        return self._settings.max_attempts > 1 and should_retry(
+            error, self._settings.retry_uncertain
         )
 
     def remaining(self) -> float:

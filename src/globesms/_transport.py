@@ -146,14 +146,16 @@ class AsyncTransport:
     """One attempt on a pooled aiohttp session, with the request the SDK would sign."""
 
     def __init__(
-        self, client: Any, *, protocol: str, ca_file: str | None, pool_size: int,
+        self, client: Any, *, endpoint: str, protocol: str, ca_file: str | None, pool_size: int,
     ) -> None:
         self._client = client
+        # An injected SDK client signs for its own endpoint; ours was built from the settings.
+        self._endpoint: str = getattr(client, "_endpoint", None) or endpoint
         self._protocol = protocol
         self._ca_file = ca_file
         self._pool_size = pool_size
         self._ssl: ssl.SSLContext | None = None
-        self._proxy = proxy_for(protocol, client._endpoint)
+        self._proxy = proxy_for(protocol, self._endpoint)
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -167,7 +169,7 @@ class AsyncTransport:
         dara.pathname = "/"
         dara.query = OpenApiUtil.query(request.to_map())
         dara.headers = {
-            "host": client._endpoint,
+            "host": self._endpoint,
             "x-acs-version": VERSION,
             "x-acs-action": ACTION,
             "user-agent": Utils.get_user_agent(client._user_agent),

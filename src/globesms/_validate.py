@@ -16,6 +16,8 @@ MESSAGE_TYPES = ("OTP", "NOTIFY", "MKT")
 MAX_TASK_ID = 255
 _NUMBER_NOISE = str.maketrans("", "", "+ -()[]\t")
 _MAINLAND = 86
+#: Every assigned country calling code, from phonenumbers' metadata (kept current upstream).
+_CALLING_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
 @dataclass(frozen=True, repr=False)
@@ -52,11 +54,12 @@ def mask_number(raw: object) -> str:
 
 
 def _country_code(digits: str) -> int | None:
-    try:
-        code = phonenumbers.parse("+" + digits, None).country_code
-    except phonenumbers.NumberParseException:
-        return None
-    return int(code) if code else None
+    """The ITU calling code a digit string starts with (codes are prefix-free: 1-3 digits)."""
+    for length in (1, 2, 3):
+        code = int(digits[:length])
+        if code in _CALLING_CODES:
+            return code
+    return None
 
 
 def parse_recipient(to: object) -> Recipient:
