@@ -183,8 +183,12 @@ class SmsService:
     def _attempt(self, call: _Call) -> SendReceipt:
         call.attempts += 1
         self._wait_for_rate(call, self._sleep)
-        with self._slot(call):
+        if not self._slots.acquire(timeout=call.slot_timeout()):
+            raise _busy()
+        try:
             answer = self._sync.send(call.request, **call.timeouts())
+        finally:
+            self._slots.release()
         return call.receipt(answer)
 
     async def send_async(
@@ -280,15 +284,6 @@ class SmsService:
         if wait and sleep is not None:
             sleep(wait)
         return wait
-
-    @contextlib.contextmanager
-    def _slot(self, call: _Call) -> Iterator[None]:
-        if not self._slots.acquire(timeout=call.slot_timeout()):
-            raise _busy()
-        try:
-            yield
-        finally:
-            self._slots.release()
 
     @contextlib.asynccontextmanager
     async def _async_slot(self, call: _Call) -> AsyncIterator[None]:
@@ -390,13 +385,17 @@ class _Call:
             carrier=getattr(detail, "carrier", None),
             attempts=self.attempts,
         )
+        if _log.logger.isEnabledFor(logging.INFO):
+            self._log_sent(receipt)
+        return receipt
+
+    def _log_sent(self, receipt: SendReceipt) -> None:
         _log.emit(
             logging.INFO, _log.SENT, f"to {self.masked}", to=self.masked,
             request_id=receipt.request_id, message_id=receipt.message_id, attempt=self.attempts,
             outcome="sent", elapsed_ms=self.elapsed_ms(), segments=receipt.segments,
             country=receipt.country,
         )
-        return receipt
 
     def log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
