@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import subprocess
@@ -236,10 +237,25 @@ def memory_growth(endpoint: Endpoint, count: int, concurrency: int) -> dict[str,
     return result
 
 
+def memory_in_fresh_process(endpoint: Endpoint, count: int, concurrency: int) -> dict[str, float]:
+    """memory_growth in a new interpreter, so earlier runs' heaps do not blur the figure."""
+    command = [sys.executable, __file__, "--memory-child", endpoint.address, endpoint.protocol,
+               endpoint.ca_file or "", str(count), str(concurrency)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    result: dict[str, float] = json.loads(output.stdout.splitlines()[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer sends (a smoke run)")
+    parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        address, protocol, ca_file, count, concurrency = args.memory_child
+        endpoint = Endpoint(address, protocol, ca_file or None)
+        print(json.dumps(memory_growth(endpoint, int(count), int(concurrency))))
+        return
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "DEBUG"):
         os.environ.pop(name, None)
     scale = 0.1 if args.quick else 1.0
@@ -266,7 +282,7 @@ def main() -> None:
               f"peak fds {ours['peak_fds']:.0f}; after aclose: threads "
               f"{ours['threads_after']:.0f}, fds {ours['fds_after']:.0f} "
               f"(before {ours['fds_before']:.0f})")
-        memory = memory_growth(tls, int(20000 * scale), 200)
+        memory = memory_in_fresh_process(tls, int(20000 * scale), 200)
     growth = memory["rss_after"] - memory["rss_before"]
     print(f"{int(20000 * scale)} send_async over HTTPS ({memory['failures']:.0f} failed): RSS "
           f"{memory['rss_before']:.1f} -> "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -24,9 +25,12 @@ INTERNAL_ERROR = "InternalError"  # 500
 _DEFAULT_CODES = {429: "Throttling.User", 500: "InternalError", 503: "ServiceUnavailable"}
 
 
+_ids = random.Random()  # noqa: S311 - request ids, not secrets
+
+
 def new_request_id() -> str:
     """A request id shaped like Alibaba's (an upper-case UUID)."""
-    return str(uuid.uuid4()).upper()
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4)).upper()
 
 
 def default_code(status: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ class NumberDetail:
     carrier: str
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(to: str) -> phonenumbers.PhoneNumber | None:
     try:
         return phonenumbers.parse("+" + to, None)
@@ -58,6 +60,7 @@ def _country_name(number: phonenumbers.PhoneNumber) -> str:
     return name or region
 
 
+@functools.lru_cache(maxsize=4096)
 def describe_number(to: str) -> NumberDetail:
     """Country (English name), region and carrier of an acceptable number."""
     number = _parse(to)
