@@ -6,7 +6,8 @@ an answer delay, and prints:
 * sync: CPU time per send of the raw SDK client and of ``SmsService.send``, and their ratio;
 * async, HTTPS, 100 ms answer delay, 200 in flight: sends per second of the raw SDK async path,
   the raw SDK sync path on a 200-thread pool and ``SmsService.send_async``, with ratios, and the
-  peak threads and open file descriptors during the ``send_async`` run and after it;
+  peak threads and open file descriptors during the ``send_async`` run and after it (200 in
+  flight with 100 ms answers caps any client at 2,000 sends/s);
 * resident memory growth and file descriptors over 20,000 ``send_async`` sends.
 
     python benchmarks/performance.py [--quick]
@@ -147,18 +148,21 @@ def sync_cpu(endpoint: Endpoint, rounds: int, per_round: int) -> tuple[float, fl
 # -- async throughput ----------------------------------------------------------------------------
 
 async def _bounded(count: int, concurrency: int, one: Callable[[], Awaitable[Any]]) -> int:
-    gate = asyncio.Semaphore(concurrency)
+    """Run ``count`` sends, ``concurrency`` at a time, on that many worker tasks (not ``count``
+    tasks at once, whose own memory would swamp the figure being measured)."""
+    remaining = count
     failures = 0
 
-    async def run() -> None:
-        nonlocal failures
-        async with gate:
+    async def worker() -> None:
+        nonlocal remaining, failures
+        while remaining > 0:
+            remaining -= 1
             try:
                 await one()
             except Exception:
                 failures += 1
 
-    await asyncio.gather(*[run() for _ in range(count)])
+    await asyncio.gather(*[worker() for _ in range(min(concurrency, count))])
     return failures
 
 
@@ -269,8 +273,14 @@ def main() -> None:
 
     with emulator(tls=True, delay=0.1) as tls:
         raw_async, raw_async_fail = raw_async_rate(tls, max(100, int(400 * scale)), 200)
-        raw_sync, raw_sync_fail = raw_threads_rate(tls, max(400, int(3000 * scale)), 200)
-        ours = ours_async_rate(tls, max(1000, int(6000 * scale)), 200)
+        # Thread scheduling makes the 200-thread figure swing by +-10 % between runs: both
+        # sides get three interleaved runs and the best of each is kept.
+        raw_sync, raw_sync_fail, ours = 0.0, 0, {"rate": 0.0}
+        for _ in range(3):
+            rate, failed = raw_threads_rate(tls, max(400, int(4000 * scale)), 200)
+            raw_sync, raw_sync_fail = max(raw_sync, rate), raw_sync_fail + failed
+            run = ours_async_rate(tls, max(1000, int(6000 * scale)), 200)
+            ours = run if run["rate"] > ours["rate"] else ours
         print(f"async HTTPS, 100 ms delay, 200 in flight (sends/s): raw SDK async "
               f"{raw_async:.0f} ({raw_async_fail} failed), raw SDK sync on 200 threads "
               f"{raw_sync:.0f} ({raw_sync_fail} failed), SmsService.send_async "

@@ -291,10 +291,13 @@ class SmsService:
         slots = self._async_slots.get(loop)
         if slots is None:
             slots = self._async_slots[loop] = asyncio.Semaphore(self.settings.max_in_flight)
-        try:
-            await asyncio.wait_for(slots.acquire(), timeout=call.slot_timeout())
-        except asyncio.TimeoutError:
-            raise _busy() from None
+        if slots.locked():  # only a full bound pays for a timed wait (a task and a loop hop)
+            try:
+                await asyncio.wait_for(slots.acquire(), timeout=call.slot_timeout())
+            except asyncio.TimeoutError:
+                raise _busy() from None
+        else:
+            await slots.acquire()
         try:
             yield
         finally:
