@@ -296,7 +296,7 @@ def main() -> None:
     growth = memory["rss_after"] - memory["rss_before"]
     print(f"{int(20000 * scale)} send_async over HTTPS ({memory['failures']:.0f} failed): RSS "
           f"{memory['rss_before']:.1f} -> "
-          f"{memory['rss_after']:.1f} MB (+{growth:.1f} MB, target < 20 MB); fds "
+          f"{memory['rss_after']:.1f} MB ({growth:+.1f} MB, target < 20 MB); fds "
           f"{memory['fds_before']:.0f} -> {memory['fds_after']:.0f} (target: back to start)")
 
 
