@@ -101,7 +101,7 @@ def test_wire_request_is_what_the_sdk_signs(emulator: Emulator, make: Any, text:
     assert ours.target == theirs.target
     ours_signed, theirs_signed = _signed_headers(ours.headers), _signed_headers(theirs.headers)
     assert set(ours_signed) == set(theirs_signed)
-    varying = {"x-acs-date", "x-acs-signature-nonce", "x-acs-credentials-provider"}
+    varying = {"x-acs-date", "x-acs-signature-nonce"}
     assert {k: v for k, v in ours_signed.items() if k not in varying} == {
         k: v for k, v in theirs_signed.items() if k not in varying}
 
@@ -288,3 +288,56 @@ def test_errors_are_smserrors_not_sdk_exceptions(emulator: Emulator, make: Any) 
     with pytest.raises(SmsError) as caught:
         run(_send(make(), NUMBER, TEXT))
     assert caught.value.__context__ is None
+
+
+def test_retry_waits_do_not_block_the_event_loop(emulator: Emulator) -> None:
+    """While send_async waits 0.3 s to retry, other tasks on the loop keep running."""
+    emulator.script(DIGITS, HttpError(400, "Throttling.User", retry_after_ms=300), Accept())
+    service = SmsService(Settings(endpoint=emulator.endpoint, protocol="http"),
+                         credential=static_credential(KEY_ID, KEY_SECRET))
+
+    async def scenario() -> tuple[int, Any]:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        background = asyncio.create_task(ticker())
+        async with service:
+            receipt = await service.send_async(NUMBER, TEXT)
+        stop.set()
+        await background
+        return ticks, receipt
+
+    ticks, receipt = run(scenario())
+    assert receipt.attempts == 2
+    assert ticks >= 10  # a blocking 0.3 s sleep would have allowed one or two
+
+
+def test_cancelling_during_the_backoff_stops_the_retries(emulator: Emulator) -> None:
+    """A send cancelled while it waits to retry never sends its next attempt."""
+    emulator.script(DIGITS, HttpError(503, "ServiceUnavailable", retry_after_ms=5000), Accept())
+    waiting = asyncio.Event()
+
+    async def backoff(seconds: float) -> None:
+        waiting.set()  # the retry wait has begun
+        await asyncio.Event().wait()  # until cancelled
+
+    service = SmsService(Settings(endpoint=emulator.endpoint, protocol="http"),
+                         credential=static_credential(KEY_ID, KEY_SECRET), async_sleep=backoff)
+
+    async def scenario() -> None:
+        async with service:
+            task = asyncio.create_task(service.send_async(NUMBER, TEXT))
+            await waiting.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    run(scenario())
+    assert len(emulator.requests) == 1
+    assert emulator.messages == []
