@@ -33,8 +33,8 @@ ACTIONS = frozenset({SEND, BATCH, TEMPLATE, QUERY, CONVERSION, CONVERSION_DATA})
 SEND_ACTIONS = frozenset({SEND, TEMPLATE})
 """Operations whose ``To`` is one number (magic numbers apply to them)."""
 
-MESSAGE_TYPES = frozenset({"OTP", "NOTIFY", "MKT"})
-BATCH_MESSAGE_TYPES = frozenset({"NOTIFY", "MKT"})
+MESSAGE_TYPES = ("OTP", "NOTIFY", "MKT")
+BATCH_MESSAGE_TYPES = ("NOTIFY", "MKT")
 BATCH_LIMIT = 1000
 DELIVERY_STATUSES = {"sent": "1", "failed": "2", "sending": "3"}
 DEFAULT_FAILURE_CODE = "UNDELIVERED"
@@ -78,6 +78,16 @@ def _positive_int(text: str | None) -> int | None:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise ValueError(text)
     return int(text)
+
+
+def _validity(params: Mapping[str, str], to: str | None) -> int | Response | None:
+    """ValidityPeriod as seconds (None when absent), or the INVALID_PARAMETERS answer."""
+    try:
+        return _positive_int(params.get("ValidityPeriod"))
+    except ValueError:
+        return _reply(
+            "INVALID_PARAMETERS", to, "ValidityPeriod must be a positive number of seconds"
+        )
 
 
 def _message_id() -> str:
@@ -213,26 +223,36 @@ class Api:
         number_error = check_number(to)
         if number_error is not None:
             return _reply(number_error, to)
+        rejected = self._check_sender_and_type(params, to, MESSAGE_TYPES)
+        if rejected is not None:
+            return rejected
+        validity = _validity(params, to)
+        if isinstance(validity, Response):
+            return validity
+        return self._accept_one(SEND, to, text, params, validity, sender=params.get("From"))
+
+    def _check_sender_and_type(
+        self, params: Mapping[str, str], to: str | None, types: tuple[str, ...]
+    ) -> Response | None:
+        """INVALID_SENDERID for an unapproved From, INVALID_PARAMETERS for a Type not in types."""
         sender = params.get("From")
-        if (
-            sender is not None
-            and self.policy.sender_ids is not None
-            and sender not in self.policy.sender_ids
-        ):
+        approved = self.policy.sender_ids
+        if sender is not None and approved is not None and sender not in approved:
             return _reply("INVALID_SENDERID", to)
         message_type = params.get("Type")
-        if message_type is not None and message_type not in MESSAGE_TYPES:
-            return _reply("INVALID_PARAMETERS", to, "Type must be one of OTP, NOTIFY, MKT")
-        try:
-            validity = _positive_int(params.get("ValidityPeriod"))
-        except ValueError:
-            return _reply(
-                "INVALID_PARAMETERS", to, "ValidityPeriod must be a positive number of seconds"
-            )
+        if message_type is not None and message_type not in types:
+            return _reply("INVALID_PARAMETERS", to, f"Type must be one of {', '.join(types)}")
+        return None
+
+    def _accept_one(
+        self, action: str, to: str, text: str, params: Mapping[str, str], validity: int | None,
+        *, sender: str | None = None, template_code: str | None = None,
+    ) -> Response:
+        """Store one accepted message and answer with its receipt."""
         request_id = new_request_id()
         accepted = self._accepted(
-            action=SEND, to=to, text=text, params=params, validity=validity,
-            request_id=request_id,
+            action=action, to=to, text=text, params=params, validity=validity,
+            request_id=request_id, template_code=template_code,
         )
         self._store([accepted])
         payload: dict[str, object] = {
@@ -264,22 +284,13 @@ class Api:
             return _reply(
                 "INVALID_PARAMETERS", None, "To and Message must have the same, non-zero length"
             )
+        rejected = self._check_sender_and_type(params, None, BATCH_MESSAGE_TYPES)
+        if rejected is not None:
+            return rejected
         sender = params.get("From")
-        if (
-            sender is not None
-            and self.policy.sender_ids is not None
-            and sender not in self.policy.sender_ids
-        ):
-            return _reply("INVALID_SENDERID")
-        message_type = params.get("Type")
-        if message_type is not None and message_type not in BATCH_MESSAGE_TYPES:
-            return _reply("INVALID_PARAMETERS", None, "Type must be NOTIFY or MKT for a batch")
-        try:
-            validity = _positive_int(params.get("ValidityPeriod"))
-        except ValueError:
-            return _reply(
-                "INVALID_PARAMETERS", None, "ValidityPeriod must be a positive number of seconds"
-            )
+        validity = _validity(params, None)
+        if isinstance(validity, Response):
+            return validity
         request_id = new_request_id()
         accepted: list[AcceptedMessage] = []
         failed: list[str] = []
@@ -339,28 +350,10 @@ class Api:
             if missing:
                 return _reply("CONTENT_MISSING_PARAMETERS", to)
             text = _TEMPLATE_VARIABLE.sub(lambda m: str(variables[m.group(1)]), template_text)
-        try:
-            validity = _positive_int(params.get("ValidityPeriod"))
-        except ValueError:
-            return _reply(
-                "INVALID_PARAMETERS", to, "ValidityPeriod must be a positive number of seconds"
-            )
-        request_id = new_request_id()
-        accepted = self._accepted(
-            action=TEMPLATE, to=to, text=text, params=params, validity=validity,
-            request_id=request_id, template_code=template_code,
-        )
-        self._store([accepted])
-        payload: dict[str, object] = {
-            "RequestId": request_id,
-            "ResponseCode": "OK",
-            "ResponseDescription": describe("OK"),
-            "Segments": str(accepted.segments),
-            "To": to,
-            "MessageId": accepted.message_id,
-            "NumberDetail": self._number_detail(accepted),
-        }
-        return Response(status=200, body=json_body(payload), request_id=request_id, code="OK")
+        validity = _validity(params, to)
+        if isinstance(validity, Response):
+            return validity
+        return self._accept_one(TEMPLATE, to, text, params, validity, template_code=template_code)
 
     # -- QueryMessage --------------------------------------------------------------------
 
