@@ -86,3 +86,51 @@ def test_gateway_checks_over_https(
         _call(_client(emu, key_id, secret), "SendMessageToGlobe", path)
     assert (caught.value.code, caught.value.status_code) == (code, status)
     assert len(emu.messages) == before
+
+
+def _replay_over_https(emu: Emulator, target: str, headers: dict[str, str]) -> tuple[int, str]:
+    import http.client
+    import ssl
+
+    context = ssl.create_default_context(cafile=emu.ca_file)
+    host, port = emu.endpoint.rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=5)
+    try:
+        kept = {k: v for k, v in headers.items() if k not in ("content-length", "host")}
+        conn.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("host", headers["host"])
+        for name, value in kept.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())["Code"]
+    finally:
+        conn.close()
+
+
+def test_replayed_nonce_and_tampered_query_over_https(emu: Emulator) -> None:
+    """Over HTTPS, a replayed request gets SignatureNonceUsed and a tampered one
+    SignatureDoesNotMatch, and neither is stored."""
+    _call(_client(emu), "SendMessageToGlobe", "sync")
+    recorded = emu.requests[-1]
+    stored = len(emu.messages)
+    assert _replay_over_https(emu, recorded.target, recorded.headers) == (
+        400, "SignatureNonceUsed")
+    tampered = recorded.target.replace("To=85212345678", "To=85212345679")
+    assert tampered != recorded.target
+    assert _replay_over_https(emu, tampered, recorded.headers) == (400, "SignatureDoesNotMatch")
+    assert len(emu.messages) == stored
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+@pytest.mark.parametrize("skew", [-16 * 60, 16 * 60], ids=["behind", "ahead"])
+def test_expired_timestamp_over_https(path: str, skew: int) -> None:
+    """A request more than 15 minutes off the gateway's clock gets InvalidTimeStamp.Expired."""
+    import time
+
+    with Emulator(access_keys={KEY_ID: SECRET}, tls=True,
+                  clock=lambda: time.time() + skew) as skewed:
+        with pytest.raises(ClientException) as caught:
+            _call(_client(skewed), "SendMessageToGlobe", path)
+        assert (caught.value.code, caught.value.status_code) == ("InvalidTimeStamp.Expired", 400)
+        assert skewed.messages == []
