@@ -135,9 +135,15 @@ def test_sdk_debug_output_returns_when_opted_out(
 
 def test_sdk_records_outside_our_calls_are_untouched() -> None:
     """The filter only drops SDK records emitted inside a globesms call."""
+    from globesms._log import SdkQuietFilter, install_sdk_filters, quiet_sdk
+
+    install_sdk_filters()
     sdk_logger = logging.getLogger("darabonba-core")
+    [ours] = [f for f in sdk_logger.filters if isinstance(f, SdkQuietFilter)]
     record = sdk_logger.makeRecord("darabonba-core", logging.DEBUG, __file__, 1, "m", (), None)
-    assert all(f.filter(record) for f in sdk_logger.filters if hasattr(f, "filter"))
+    assert ours.filter(record) is True
+    with quiet_sdk(True):
+        assert ours.filter(record) is False
 
 
 def test_json_formatter_writes_fields(caplog: pytest.LogCaptureFixture,
