@@ -108,7 +108,6 @@ def magic_outcome(to: str | None, attempt: int) -> Outcome | None:
     return None
 
 
-CHAOS_FAULTS = ("drop", "http_500", "http_503", "throttle", "system_error", "delay")
 
 
 @dataclass(frozen=True)
