@@ -506,12 +506,15 @@ def error_for_exception(exc: BaseException, *, http_status: int | None = None) -
     ``http_status`` is the status the transport saw, when known, for answers the SDK could not
     parse.
     """
-    code = getattr(exc, "code", None)
-    status = getattr(exc, "status_code", None)
+    # Instance attributes only: aiohttp's deprecated ``code`` property would warn (an error
+    # under -W error) while we map.
+    attributes = getattr(exc, "__dict__", {})
+    code = attributes.get("code")
+    status = attributes.get("status_code")
     if isinstance(status, int) and isinstance(code, str):
         # An HTTP error answer the SDK parsed (ClientException, ServerException, Throttling).
-        request_id = getattr(exc, "request_id", None)
-        retry_ms = getattr(exc, "retry_after", None)
+        request_id = attributes.get("request_id")
+        retry_ms = attributes.get("retry_after")
         return error_for_code(
             None if code == "None" else code,
             http_status=status,
