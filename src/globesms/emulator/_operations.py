@@ -99,7 +99,8 @@ _ids = random.Random()  # noqa: S311 - ids, not secrets
 
 
 def _format_date(epoch: float) -> str:
-    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(epoch))
+    """The provider's date form, in its own zone (UTC+8), so clients must honour the offset."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0800", time.gmtime(epoch + 8 * 3600))
 
 
 @dataclass(frozen=True)
