@@ -10,7 +10,9 @@ Order of processing for each request (the first failure answers):
    ``InvalidSignatureMethod``, ``InvalidAccessKeyId.NotFound`` (404),
    ``InvalidTimeStamp.Format``, ``SignatureDoesNotMatch``,
    ``InvalidTimeStamp.Expired``; then, when configured, the STS token
-   (400 ``InvalidSecurityToken.Expired``) and the per-AccessKey QPS limit
+   (400 ``InvalidSecurityToken.Expired``; for a key bound to a token by
+   ``sts_tokens``, 400 ``MissingSecurityToken`` without one and 400
+   ``InvalidSecurityToken.MismatchWithAccessKey`` with another) and the per-AccessKey QPS limit
    (400 ``Throttling.User`` with ``x-acs-retry-after``); then the nonce
    (``SignatureNonceUsed``);
 3. a scripted ``Drop(after_read=False)`` at the head of the queue fires here;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import itertools
 import math
 import threading
@@ -62,6 +65,8 @@ _SECRET_HEADERS = ("authorization", "x-acs-security-token")
 _FORM = "application/x-www-form-urlencoded"
 _NONCE_MEMORY_S = 2 * _signature.TIMESTAMP_WINDOW_S
 INVALID_SECURITY_TOKEN = "InvalidSecurityToken.Expired"  # noqa: S105 - a code; HTTP 400
+MISSING_SECURITY_TOKEN = "MissingSecurityToken"  # noqa: S105 - a code; HTTP 400
+TOKEN_MISMATCH = "InvalidSecurityToken.MismatchWithAccessKey"  # noqa: S105 - a code; HTTP 400
 THROTTLING_USER = "Throttling.User"  # 400
 
 
@@ -70,6 +75,8 @@ class GatewayOptions:
     """Checks the gateway makes before an operation runs."""
 
     security_tokens: frozenset[str] | None = None
+    sts_tokens: Mapping[str, str] | None = None
+    """AccessKey id -> the STS security token it was issued with."""
     qps: int | None = None
     answer_delay: float = 0.0
     """Seconds every API answer is held back (a provider's latency, for benchmarks)."""
@@ -318,7 +325,7 @@ class Backend:
             access_keys=self.access_keys,
             now=self.clock(),
         )
-        self._check_token(exchange.headers)
+        self._check_token(exchange.headers, verified.access_key_id)
         to = entry.query.get("To")
         with self._lock:
             self._check_nonce(verified.nonce)
@@ -371,9 +378,21 @@ class Backend:
             )
         return str(action)
 
-    def _check_token(self, headers: Message) -> None:
-        allowed = self.options.security_tokens
+    def _check_token(self, headers: Message, key_id: str) -> None:
         token = headers.get("x-acs-security-token")
+        bound = (self.options.sts_tokens or {}).get(key_id)
+        if bound is not None:
+            # A temporary AccessKey is only valid together with the token it was issued with.
+            if token is None or not token.strip():
+                raise GatewayError(
+                    400, MISSING_SECURITY_TOKEN, "SecurityToken is mandatory for this action."
+                )
+            if not hmac.compare_digest(token.strip().encode(), bound.encode()):
+                raise GatewayError(
+                    400, TOKEN_MISMATCH, "Specified SecurityToken mismatch with the AccessKey."
+                )
+            return
+        allowed = self.options.security_tokens
         if allowed is not None and token is not None and token.strip() not in allowed:
             raise GatewayError(
                 400, INVALID_SECURITY_TOKEN, "Specified SecurityToken is expired or invalid."

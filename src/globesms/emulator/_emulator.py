@@ -70,6 +70,11 @@ class Emulator:
     ``qps``: at most that many requests per AccessKey id in any one-second
     window; beyond it HTTP 400 ``Throttling.User`` with ``x-acs-retry-after``
     (milliseconds until a slot frees).
+    ``sts_tokens``: AccessKey id (one of ``access_keys``) -> the STS security
+    token it was issued with, as for temporary credentials: a request signed
+    with such a key and no ``x-acs-security-token`` gets HTTP 400
+    ``MissingSecurityToken``, one with another token HTTP 400
+    ``InvalidSecurityToken.MismatchWithAccessKey``.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class Emulator:
         sign_names: Iterable[str] | None = None,
         template_codes: Iterable[str] | Mapping[str, str] | None = None,
         security_tokens: Iterable[str] | None = None,
+        sts_tokens: Mapping[str, str] | None = None,
         qps: int | None = None,
         answer_delay: float = 0.0,
     ) -> None:
@@ -102,6 +108,14 @@ class Emulator:
             raise ValueError(f"port must be 0 (any free port) or 1-65535 (got {port!r})")
         if qps is not None and (isinstance(qps, bool) or not isinstance(qps, int) or qps < 1):
             raise ValueError(f"qps must be a positive int or None (got {qps!r})")
+        if sts_tokens is not None:
+            if not isinstance(sts_tokens, Mapping):
+                raise TypeError("sts_tokens must map AccessKey ids to security tokens")
+            for key_id, token in sts_tokens.items():
+                if key_id not in access_keys:
+                    raise ValueError("every sts_tokens key must be one of the access_keys ids")
+                if not isinstance(token, str) or not token.strip():
+                    raise ValueError("sts_tokens values must be non-empty strings")
         policy = Policy(
             sender_ids=_name_set("sender_ids", sender_ids),
             sign_names=_name_set("sign_names", sign_names),
@@ -110,7 +124,8 @@ class Emulator:
         if not isinstance(answer_delay, (int, float)) or not 0 <= answer_delay <= 60:
             raise ValueError(f"answer_delay must be 0-60 seconds (got {answer_delay!r})")
         options = GatewayOptions(
-            security_tokens=_name_set("security_tokens", security_tokens), qps=qps,
+            security_tokens=_name_set("security_tokens", security_tokens),
+            sts_tokens=dict(sts_tokens) if sts_tokens is not None else None, qps=qps,
             answer_delay=float(answer_delay),
         )
         self._trustme: ModuleType | None = load_trustme() if tls else None

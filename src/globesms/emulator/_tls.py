@@ -10,7 +10,11 @@ import tempfile
 from dataclasses import dataclass
 from types import ModuleType
 
-_MISSING = "tls=True needs trustme: pip install 'globesms[emulator]'"
+_MISSING = (
+    "tls=True needs trustme (the emulator extra; globesms is not on PyPI): in a globesms"
+    " checkout run pip install -e '.[emulator]', or pip install"
+    " 'globesms[emulator] @ git+<globesms repository URL>'"
+)
 
 
 def load_trustme() -> ModuleType:
