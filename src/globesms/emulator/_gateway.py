@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -75,6 +76,8 @@ class Response:
     extra_headers: tuple[tuple[str, str], ...] = ()
     request_id: str = ""
     code: str | None = None
+    stream: Iterator[bytes] | None = None
+    """Chunks written after the head, instead of ``body``, until exhausted (server-sent events)."""
 
 
 class GatewayError(Exception):

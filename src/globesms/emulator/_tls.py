@@ -37,10 +37,11 @@ class TlsMaterial:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def make_tls_material(trustme: ModuleType) -> TlsMaterial:
-    """Issue a CA and a server certificate for 127.0.0.1 and localhost."""
+def make_tls_material(trustme: ModuleType, host: str = "127.0.0.1") -> TlsMaterial:
+    """Issue a CA and a server certificate for 127.0.0.1, localhost and ``host``."""
     authority = trustme.CA(organization_name="globesms emulator")
-    leaf = authority.issue_cert("127.0.0.1", "localhost")
+    names = dict.fromkeys(("127.0.0.1", "localhost", host))
+    leaf = authority.issue_cert(*names)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     leaf.configure_cert(context)
