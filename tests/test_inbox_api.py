@@ -396,6 +396,7 @@ def test_non_loopback_refuses_page_and_api_without_the_token(guarded: Emulator) 
         assert (status, body["error"]) == (401, "Unauthorized"), path
         assert TOKEN not in json.dumps(body)
     assert call(guarded, "GET", "messages", headers={"X-Emulator-Token": "wrong-token"})[0] == 401
+    assert call(guarded, "GET", "inbox.css")[0] == 200  # the login form's styles, nothing more
     assert len(guarded.messages) == 1
 
 
@@ -439,3 +440,23 @@ def test_loopback_inbox_refuses_a_foreign_host_header(emu: Emulator) -> None:
         response.begin()
         assert response.status == 403
     assert call(emu, "GET", "messages")[0] == 200
+
+
+def test_page_files_are_declared_as_package_data() -> None:
+    """Every file of the page is matched by pyproject's package-data, so the wheel ships it."""
+    import fnmatch
+    import pathlib
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["globesms"]
+    static = root / "src" / "globesms" / "emulator" / "static"
+    files = sorted(p.relative_to(root / "src" / "globesms").as_posix() for p in static.iterdir())
+    assert {"emulator/static/inbox.html", "emulator/static/inbox.js"} <= set(files)
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name

@@ -150,6 +150,9 @@ class Control:
                 raise _ApiError(403, "Forbidden", "Use 127.0.0.1 or localhost in the address.")
             if rest == "login":
                 return self._login(exchange)
+            if rest in ("inbox.css", "inbox.js") and method in ("GET", "HEAD"):
+                name, content_type = _STATIC[rest]  # public: the login form uses the styles
+                return self._page(name, content_type=content_type)
             if not self._authorized(exchange.headers):
                 if rest in _STATIC and method in ("GET", "HEAD"):
                     return self._page("login.html", status=401)
@@ -229,7 +232,8 @@ class Control:
         query = dict(_signature.parse_query(exchange.raw_query))
         head = parts[0]
         if head == "events" and len(parts) == 1:
-            _allow(method, "GET")
+            if method != "GET":
+                raise _ApiError(405, "MethodNotAllowed", "This path answers GET only.")
             return Response(
                 status=200, body=b"", content_type="text/event-stream; charset=utf-8",
                 extra_headers=_SECURITY_HEADERS, stream=self._events(),
