@@ -460,3 +460,33 @@ def test_page_files_are_declared_as_package_data() -> None:
     assert {"emulator/static/inbox.html", "emulator/static/inbox.js"} <= set(files)
     for name in files:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+
+
+def test_python_twins_of_the_control_api(emu: Emulator) -> None:
+    """set_message_delivery, clear_messages and clear_requests act like their HTTP paths."""
+    message_id = send(emu).message_id
+    emu.set_message_delivery(message_id, "failed", error_code="BLOCKED")
+    assert (query(emu, message_id).status, query(emu, message_id).error_code) == ("2", "BLOCKED")
+    _, body = call(emu, "GET", f"messages/{message_id}")
+    assert body["message"]["delivery"]["error_code"] == "BLOCKED"
+    with pytest.raises(ValueError, match="status"):
+        emu.set_message_delivery(message_id, "lost")
+    with pytest.raises(KeyError):
+        emu.set_message_delivery("no-such-id", "sent")
+    emu.clear_messages()
+    assert call(emu, "GET", "messages")[1] == {"messages": []}
+    emu.clear_requests()
+    assert call(emu, "GET", "requests")[1] == {"requests": []}
+    assert emu.latest_message() is None and emu.latest_code() is None
+
+
+def test_ipv6_loopback_bind() -> None:
+    """host='::1' binds the IPv6 loopback, bracketed in endpoint, open like 127.0.0.1."""
+    try:
+        emulator = Emulator(access_keys={KEY_ID: SECRET}, host="::1").start()
+    except OSError as error:  # a machine without IPv6
+        pytest.skip(f"no IPv6 loopback here: {error}")
+    with emulator as emu:
+        assert emu.endpoint.startswith("[::1]:")
+        assert send(emu).response_code == "OK"
+        assert call(emu, "GET", "codes/latest")[1]["code"] == "483920"

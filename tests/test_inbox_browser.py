@@ -141,6 +141,20 @@ def test_webotp_code_and_newest_first(page: Any, emu: Emulator) -> None:
     assert shown_ids(page) == [third, first, second]
 
 
+def test_copy_button_puts_the_code_on_the_clipboard(browser: Any, emu: Emulator) -> None:
+    """One click on Copy puts exactly the code on the clipboard."""
+    message_id = send(emu, UK, "Your code is 483920")
+    context = browser.new_context()
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=emu.inbox_url[:-11])
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(emu.inbox_url)
+    page.click(f'[data-message-id="{message_id}"] button.copy')
+    page.wait_for_selector(f'[data-message-id="{message_id}"] button.copy:has-text("Copied")')
+    assert page.evaluate("navigator.clipboard.readText()") == "483920"
+    context.close()
+
+
 def test_search_narrows_the_list(page: Any, emu: Emulator) -> None:
     """Typing a number or a word in the labelled search box narrows the messages shown."""
     uk_id = send(emu, UK, "Your code is 483920")
