@@ -241,6 +241,11 @@ CODE_RULES: dict[str, Rule] = {
              "SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureMethod"),
     **_rules(AuthError, "the AccessKey ID does not exist or is disabled",
              "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive"),
+    **_rules(AuthError, "the credential is an STS key but the request carries no security "
+             "token; use the token issued with the key", "MissingSecurityToken"),
+    **_rules(AuthError, "the STS security token is invalid, expired or belongs to another key; "
+             "refresh the STS credential", "InvalidSecurityToken.Expired",
+             "InvalidSecurityToken.MismatchWithAccessKey"),
     **_rules(AuthError, "this machine's clock is more than 15 minutes off; sync it (NTP)",
              "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format"),
     **_rules(AuthError, "the RAM identity is not authorised for this action",
