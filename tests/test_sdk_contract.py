@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterator
-from importlib.metadata import packages_distributions
+from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +153,31 @@ def _imported_distributions() -> set[str]:
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
             for name in names:
                 top = name.split(".")[0]
                 if top in sys.stdlib_module_names:
                     continue
-                found.update(_normal(d) for d in mapping.get(top, [top]))
+                found.update(_normal(d) for d in _owners(name, mapping.get(top, [top])))
     return found - _NOT_RUNTIME
+
+
+def _owners(module: str, candidates: list[str]) -> list[str]:
+    """The distribution that ships ``module`` (namespace packages have several candidates)."""
+    if len(candidates) == 1:
+        return candidates
+    parts = module.split(".")
+    while len(parts) > 1:  # the longest prefix that one of them ships (a name may be a class)
+        path = "/".join(parts)
+        owners = [
+            name for name in candidates
+            if any(str(f) == f"{path}.py" or str(f).startswith(f"{path}/")
+                   for f in distribution(name).files or ())
+        ]
+        if owners:
+            return owners
+        parts.pop()
+    return candidates
 
 
 def _declared() -> dict[str, str]:
