@@ -203,7 +203,8 @@ class _CredentialLookup:
 
     def _lookup(self) -> None:
         try:
-            with _log.quiet_sdk(True), _quiet_warnings():
+            # No warnings.catch_warnings() here: it is not thread-safe, and this runs in a thread.
+            with _log.quiet_sdk(True):
                 source = self._factory()
                 self._model = source.get_credential()
             self._source = source
