@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterator
-from importlib.metadata import distribution, packages_distributions
+from importlib.metadata import distribution, distributions, packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,7 @@ def test_warn_once_logs_once_per_mechanism(
 # -- declared dependencies ---------------------------------------------------------------------
 
 _NOT_RUNTIME = {"globesms", "pytest"}  # pytest: only the pytest plugin, which pytest itself loads
+_NEWER_STDLIB = {"tomllib"}  # imported under a version check (3.11+)
 _NO_UPPER_BOUND = {"certifi"}  # a CA bundle: capping it would keep stale roots
 
 
@@ -156,9 +157,12 @@ def _imported_distributions() -> set[str]:
                 names = [f"{node.module}.{alias.name}" for alias in node.names]
             for name in names:
                 top = name.split(".")[0]
-                if top in sys.stdlib_module_names:
+                if top in sys.stdlib_module_names or top in _NEWER_STDLIB:
                     continue
-                found.update(_normal(d) for d in _owners(name, mapping.get(top, [top])))
+                candidates = mapping.get(top) or [
+                    dist.metadata["Name"] for dist in distributions()
+                ]  # Python 3.10 does not map namespace packages
+                found.update(_normal(d) for d in _owners(name, candidates))
     return found - _NOT_RUNTIME
 
 
@@ -177,7 +181,7 @@ def _owners(module: str, candidates: list[str]) -> list[str]:
         if owners:
             return owners
         parts.pop()
-    return candidates
+    return candidates if len(candidates) < 10 else [module.split(".")[0]]
 
 
 def _declared() -> dict[str, str]:
