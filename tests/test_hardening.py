@@ -344,3 +344,30 @@ def test_wrong_sts_token_is_an_auth_error(sts_emulator: Emulator, mode: str) -> 
     assert caught.value.code == "InvalidSecurityToken.MismatchWithAccessKey"
     assert sts_emulator.messages == []
     assert "token-2" not in str(caught.value) + repr(caught.value)
+
+
+@SYNC_AND_ASYNC
+def test_a_client_missing_an_sdk_internal_warns_once_and_never_sends_uncertain(
+    emulator: Emulator, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An injected client without the private ``_credential`` the async signer uses: one
+    WARNING naming the internal when the service is built; the sync path still sends, and the
+    async path fails as 'not sent' (ConfigurationError), never as uncertain."""
+    from globesms._internals import reset_warnings
+
+    reset_warnings()
+    client = _sdk_client(emulator.endpoint)
+    client._credential = None
+    caplog.set_level(logging.WARNING, logger="globesms")
+    fake = AsyncFakeTime()
+    service = SmsService(client=client, sleep=fake.sleep, async_sleep=fake.async_sleep,
+                         clock=fake.clock)
+    warned = [r for r in caplog.records if "Client._credential" in r.getMessage()]
+    assert getattr(client, "_credential", None) is None
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    if mode == "async":
+        with pytest.raises(ConfigurationError) as caught:
+            _send(service, mode)
+        assert caught.value.code == "SigningFailed"
+        assert _api_requests(emulator) == []
+    reset_warnings()

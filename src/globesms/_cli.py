@@ -84,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
         "--log", choices=("off", "json"), default="off",
         help="write globesms log events to stderr as JSON lines",
     )
+    doctor = commands.add_parser(
+        "doctor", help="check settings, credentials, network, clock and stores; sends no SMS"
+    )
+    doctor.add_argument("--config", help="TOML settings file (default: $GLOBESMS_CONFIG)")
+    doctor.add_argument("--sandbox", action="store_true",
+                        help="check against an in-process emulator with throwaway keys")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument("--timeout", type=float, default=2.5, metavar="SECONDS",
+                        help="bound on each network step (default: 2.5)")
     emu = commands.add_parser("emulator", help="run the loopback emulator until interrupted")
     emu.add_argument("--port", type=int, default=0, help="port to listen on (default: any)")
     emu.add_argument("--host", default="127.0.0.1",
@@ -117,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host, env=args.env, admin_token=args.admin_token, no_auth=args.no_auth,
             max_records=args.max_records,
         )
+    if args.command == "doctor":
+        from ._doctor import command
+
+        return command(config=args.config, sandbox=args.sandbox, json_output=args.json,
+                       timeout=args.timeout)
     _configure_logging(args.log)
     try:
         with _service(args) as service:
