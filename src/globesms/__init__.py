@@ -7,7 +7,6 @@ whose credential library reads its environment once, at import.
 
 import importlib as _importlib
 import typing as _typing
-from importlib.metadata import version as _version
 
 if _typing.TYPE_CHECKING:
     from ._errors import (
@@ -27,8 +26,6 @@ if _typing.TYPE_CHECKING:
     from ._log import JsonFormatter
     from ._service import SendReceipt, SmsService
     from ._settings import Settings
-
-__version__ = _version("globesms")
 
 _ERRORS = (
     "AccountError",
@@ -73,7 +70,20 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    """The installed distribution's version, or ``0+unknown`` for a source tree on sys.path."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("globesms")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> _typing.Any:
+    if name == "__version__":  # read on first use: package metadata costs ~30 ms of import
+        value = globals()["__version__"] = _version()
+        return value
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'globesms' has no attribute {name!r}")
