@@ -20,7 +20,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from globesms import InvalidRequest, SendReceipt, SmsError, SmsService
+from globesms import (
+    ConfigurationError,
+    InvalidRequest,
+    SendReceipt,
+    Settings,
+    SmsError,
+    SmsService,
+)
 from globesms.emulator import Emulator
 from globesms.testing import service_for
 
@@ -74,8 +81,10 @@ NUMBERS = mostly(
         ANY_VALUE,
     ),
 )
-MESSAGES = mostly(st.text(min_size=1, max_size=30),
-                  st.one_of(st.just("x" * 1601), ANY_TEXT, ANY_VALUE))
+MESSAGES = mostly(
+    st.one_of(st.text(min_size=1, max_size=30), st.uuids().map(lambda u: f"Your code is {u.hex}")),
+    st.one_of(st.just("x" * 1601), ANY_TEXT, ANY_VALUE),
+)
 SENDERS = mostly(st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9]{1,11}", fullmatch=True)),
                  st.one_of(st.from_regex(r"[A-Za-z0-9]{12,16}", fullmatch=True), ANY_TEXT,
                            ANY_VALUE))
@@ -102,13 +111,27 @@ def fuzz_emulator() -> Iterator[Emulator]:
         yield emu
 
 
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+
+
 class _Records(logging.Handler):
+    """Keeps each record's message and the values of its extra fields, as text."""
+
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.text: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.text.append(record.getMessage() + " " + repr(record.__dict__))
+        extra = [str(v) for k, v in record.__dict__.items() if k not in _STANDARD]
+        self.text.append(" ".join([record.getMessage(), *extra]))
+
+
+def _is_secret_text(message: object) -> bool:
+    """Texts that cannot appear in a log by coincidence: marked codes or non-ASCII text (log
+    field values and hints are ASCII)."""
+    return isinstance(message, str) and (
+        message.startswith("Your code is ") or (len(message) >= 8 and not message.isascii())
+    )
 
 
 def _check(outcome: SendReceipt | SmsError, emu: Emulator, to: object, message: object,
@@ -123,7 +146,7 @@ def _check(outcome: SendReceipt | SmsError, emu: Emulator, to: object, message: 
     assert _is_valid_destination(sent_to), f"invalid number reached the endpoint: {outcome!r}"
     assert request.query.get("Message") == message
     secrets = [sent_to]
-    if isinstance(message, str) and len(message.strip()) >= 8:
+    if _is_secret_text(message):
         secrets.append(message)
     shown = " ".join([*logged, str(outcome), repr(outcome)])
     for secret in secrets:
@@ -167,3 +190,48 @@ def test_every_argument_gives_a_receipt_or_an_sms_error(
         loop.close()
         logger.removeHandler(records)
         logger.setLevel(level)
+
+
+SETTING_NAMES = sorted(Settings.__dataclass_fields__)
+ENV_NAMES = [f"GLOBESMS_{name.upper()}" for name in SETTING_NAMES] + [
+    "GLOBESMS_CONFIG", "GLOBESMS_ENDPONT", "GLOBESMS_TEST_X", "PATH"]
+SETTING_VALUES = st.one_of(ANY_VALUE, ANY_TEXT, st.floats(), st.sampled_from(
+    ["ap-southeast-1", "127.0.0.1:9", "http", "https", "OTP", "Acme", "1", "true", "-1", ""]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.dictionaries(st.sampled_from(SETTING_NAMES), SETTING_VALUES, max_size=6))
+def test_settings_of_any_value_are_built_or_refused(values: dict[str, Any]) -> None:
+    """Settings(...) with any value of any type for any field is built or raises a
+    ConfigurationError, never TypeError or ValueError."""
+    try:
+        built = Settings(**values)
+    except ConfigurationError as error:
+        assert error.key in values, "the error names a setting that was given"
+        return
+    for name, value in values.items():
+        assert getattr(built, name) == value, name
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.one_of(st.none(), ANY_VALUE, ANY_TEXT),
+    environ=st.one_of(
+        st.dictionaries(st.sampled_from(ENV_NAMES), st.one_of(SETTING_VALUES), max_size=4),
+        ANY_VALUE,
+    ),
+    overrides=st.dictionaries(st.sampled_from([*SETTING_NAMES, "retries"]), SETTING_VALUES,
+                              max_size=3),
+)
+def test_settings_load_of_any_value_loads_or_refuses(
+    path: Any, environ: Any, overrides: dict[str, Any]
+) -> None:
+    """Settings.load with any path, environment mapping and overrides loads or raises a
+    ConfigurationError."""
+    try:
+        built = Settings.load(path, environ={} if environ is None else environ, **overrides)
+    except ConfigurationError as error:
+        assert error.code in ("InvalidSetting", "UnknownSetting")
+        return
+    for name, value in overrides.items():
+        assert getattr(built, name) == value, name

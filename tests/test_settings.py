@@ -259,3 +259,26 @@ def test_config_file_without_read_permission_is_configuration_error(tmp_path: Pa
     config.chmod(0)
     with pytest.raises(ConfigurationError, match="cannot be read"):
         Settings.load(config, environ={})
+
+
+def test_config_path_under_a_file_is_configuration_error(tmp_path: Path) -> None:
+    """A config path that cannot be opened (its parent is a file) is one ConfigurationError."""
+    parent = tmp_path / "file.toml"
+    parent.write_text("")
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        Settings.load(parent / "child.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("path", "environ"),
+    [(b"/tmp/x.toml", {}), (3, {}), ("bad\x00name.toml", {}), (None, ["GLOBESMS_SENDER"]),
+     (None, {"GLOBESMS_SENDER": 5}), (None, {"GLOBESMS_CONFIG": 5})],
+    ids=["bytes-path", "int-path", "nul-in-path", "environ-list", "int-value", "int-config"],
+)
+def test_load_arguments_of_the_wrong_type_are_configuration_errors(
+    path: object, environ: object
+) -> None:
+    """Settings.load with a path or environment of the wrong type raises ConfigurationError,
+    not TypeError, AttributeError or ValueError."""
+    with pytest.raises(ConfigurationError):
+        Settings.load(path, environ=environ)  # type: ignore[arg-type]

@@ -130,6 +130,11 @@ class Settings:
         variable is a :class:`ConfigurationError` naming the closest known name.
         """
         env = os.environ if environ is None else environ
+        if not isinstance(env, Mapping):
+            raise ConfigurationError(
+                f"environ must be a mapping of variable names to strings, not "
+                f"{type(env).__name__}", code="InvalidSetting",
+            )
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
 
@@ -146,7 +151,7 @@ class Settings:
         for key in _FIELDS:
             var = f"{ENV_PREFIX}{key.upper()}"
             raw = env.get(var)
-            if raw is not None and raw.strip() != "":
+            if raw is not None and (not isinstance(raw, str) or raw.strip() != ""):
                 values[key] = _parse_env(key, raw, var)
                 sources[key] = f"{var}={raw}"
 
@@ -198,7 +203,8 @@ def _check_env_names(env: Mapping[str, str]) -> None:
     known = {f"{ENV_PREFIX}{key.upper()}" for key in _FIELDS} | {CONFIG_ENV}
     for var in env:
         if (
-            var.startswith(ENV_PREFIX)
+            isinstance(var, str)
+            and var.startswith(ENV_PREFIX)
             and var not in known
             and not var.startswith(RESERVED_ENV_PREFIXES)
         ):
@@ -235,6 +241,8 @@ def _check_types(settings: Settings) -> None:
 
 def _parse_env(key: str, raw: str, var: str) -> Any:
     kind = _KINDS.get(key, str)
+    if not isinstance(raw, str):
+        raise ConfigurationError.for_setting(key, raw, f"must be a string in {var}")
     text = raw.strip()
     try:
         if kind is bool:
@@ -258,9 +266,15 @@ def _parse_env(key: str, raw: str, var: str) -> Any:
 
 def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigurationError.for_setting(
+                "config file", path, "must be a path (str or os.PathLike)"
+            )
         return Path(path)
     from_env = env.get(CONFIG_ENV)
     if from_env:
+        if not isinstance(from_env, str):
+            raise ConfigurationError.for_setting(CONFIG_ENV, from_env, "must be a string")
         return Path(from_env)
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
@@ -278,6 +292,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         fix = f"cannot be read ({exc.strerror or type(exc).__name__}): check its permissions"
     except UnicodeDecodeError as exc:
         fix = f"is not UTF-8 text (byte {exc.start}): a TOML file must be UTF-8"
+    except ValueError:  # a path the OS cannot take, e.g. with a NUL character
+        fix = "is not a usable file name"
     except tomllib.TOMLDecodeError as exc:
         fix = f"is not valid TOML ({exc})"
     else:
