@@ -292,10 +292,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         fix = f"cannot be read ({exc.strerror or type(exc).__name__}): check its permissions"
     except UnicodeDecodeError as exc:
         fix = f"is not UTF-8 text (byte {exc.start}): a TOML file must be UTF-8"
-    except ValueError:  # a path the OS cannot take, e.g. with a NUL character
-        fix = "is not a usable file name"
     except tomllib.TOMLDecodeError as exc:
         fix = f"is not valid TOML ({exc})"
+    except ValueError:  # a path the OS cannot take, e.g. with a NUL character
+        fix = "is not a usable file name"
     else:
         return data
     raise ConfigurationError.for_setting("config file", str(path), fix)
