@@ -190,8 +190,7 @@ except SmsError as error:
 def test_variables_set_after_import_are_used(
     emulator: Emulator, tmp_path: Any, source: str
 ) -> None:
-    """ALIBABA_CLOUD_* variables set after `import globesms` but before the service is built
-    (the python-dotenv pattern) are used by the default chain."""
+    """ALIBABA_CLOUD_* variables set after import, before SmsService(), are used."""
     if source == "environment":
         variables = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
                      "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET}

@@ -154,8 +154,7 @@ def test_shipped_config_lists_every_key_with_its_default() -> None:
 
 
 def test_replacing_the_region_moves_the_derived_endpoint() -> None:
-    """dataclasses.replace(settings, region=...) sends to the new region's endpoint: the
-    derived endpoint is never stored in the field it was derived from."""
+    """dataclasses.replace(settings, region=...) moves the derived endpoint with the region."""
     from globesms._client import build_client
     from globesms._credentials import static_credential
 
@@ -189,8 +188,7 @@ def test_misspelt_variable_stops_a_default_service(monkeypatch: pytest.MonkeyPat
 
 
 def test_variables_of_other_loaders_are_not_refused() -> None:
-    """GLOBESMS_CONFIG and the VERIFY_, TEST_, EMULATOR_ and REQUIRE_ prefixes belong to
-    other loaders and are left alone."""
+    """GLOBESMS_CONFIG and the VERIFY_, TEST_, EMULATOR_, REQUIRE_ prefixes are left alone."""
     env = {
         "GLOBESMS_VERIFY_CODE_LENGTH": "6", "GLOBESMS_TEST_REDIS_URL": "redis://127.0.0.1",
         "GLOBESMS_EMULATOR_PORT": "8080", "GLOBESMS_REQUIRE_REDIS": "1",
@@ -241,8 +239,7 @@ def _unreadable_configs(tmp_path: Path) -> dict[str, Path]:
 def test_unreadable_config_file_is_configuration_error(
     tmp_path: Path, case: str, words: str
 ) -> None:
-    """A config file that is a directory, missing, binary, not UTF-8 or not TOML is one
-    ConfigurationError naming the file, never an OSError or UnicodeDecodeError."""
+    """A directory, missing, binary, non-UTF-8 or non-TOML file is one ConfigurationError."""
     path = _unreadable_configs(tmp_path)[case]
     with pytest.raises(ConfigurationError, match=words) as caught:
         Settings.load(path, environ={})
@@ -278,8 +275,7 @@ def test_config_path_under_a_file_is_configuration_error(tmp_path: Path) -> None
 def test_load_arguments_of_the_wrong_type_are_configuration_errors(
     path: object, environ: object
 ) -> None:
-    """Settings.load with a path or environment of the wrong type raises ConfigurationError,
-    not TypeError, AttributeError or ValueError."""
+    """Settings.load arguments of the wrong type raise ConfigurationError, not TypeError."""
     with pytest.raises(ConfigurationError):
         Settings.load(path, environ=environ)  # type: ignore[arg-type]
 
@@ -290,8 +286,7 @@ def test_load_arguments_of_the_wrong_type_are_configuration_errors(
     "now None when derived); remove this mark when it does",
 )
 def test_derived_endpoint_gets_the_tapped_session() -> None:
-    """A service for a region's derived endpoint gets globesms' session (no redirects, answer
-    tap) under the SDK's key for that endpoint."""
+    """A derived endpoint gets globesms' tapped session under the SDK's key for it."""
     from darabonba.core import DaraCore
 
     from globesms._client import _TappedSession, attach_response_tap

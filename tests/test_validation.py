@@ -118,8 +118,7 @@ def _invalid_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 def test_trunk_prefix_is_refused_with_the_international_form(
     emulator: Emulator, make_service: ServiceFactory, caplog: pytest.LogCaptureFixture, to: str
 ) -> None:
-    """A leading 0 (after an optional +) is refused before the network, never read as a
-    country code, and the hint shows the international form."""
+    """A leading 0 (after an optional +) is refused unsent, with the international form."""
     caplog.set_level(logging.WARNING)
     with pytest.raises(InvalidRecipient) as caught:
         make_service().send(to, TEXT)
@@ -139,8 +138,7 @@ def test_trunk_prefix_is_refused_with_the_international_form(
 def test_international_call_prefix_is_refused_with_the_plus_form(
     emulator: Emulator, make_service: ServiceFactory, to: str, form: str | None
 ) -> None:
-    """A leading 00 is refused; when the rest starts with a real calling code the hint shows
-    the masked + form (never the full number)."""
+    """A leading 00 is refused, with the masked + form when the rest has a real calling code."""
     with pytest.raises(InvalidRecipient, match="international call prefix 00") as caught:
         make_service().send(to, TEXT)
     if form is not None:
@@ -176,8 +174,7 @@ def test_country_code_comes_from_calling_code_data() -> None:
 def test_non_decimal_characters_are_refused_without_crashing(
     emulator: Emulator, make_service: ServiceFactory, caplog: pytest.LogCaptureFixture, to: str
 ) -> None:
-    """Superscripts, circled digits and other non-decimal characters are InvalidRecipient,
-    logged as <invalid>, never a bare ValueError."""
+    """Superscripts, circled digits and the like are InvalidRecipient logged as <invalid>."""
     caplog.set_level(logging.WARNING)
     with pytest.raises(InvalidRecipient):
         make_service().send(to, TEXT)
