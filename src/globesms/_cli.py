@@ -26,9 +26,8 @@ import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from ._credentials import static_credential
 from ._errors import (
     AccountError,
     AuthError,
@@ -39,11 +38,23 @@ from ._errors import (
     SmsError,
     TransientError,
 )
-from ._log import JsonFormatter
-from ._results import SendReceipt
-from ._service import SmsService
-from ._settings import Settings
 from ._validate import MESSAGE_TYPES, mask_number
+
+if TYPE_CHECKING:  # the SDK is imported only when a command needs it (not for --version)
+    from ._results import SendReceipt
+    from ._service import SmsService
+
+CONFIG_HELP = (
+    "TOML settings file. Settings come from, lowest first: the defaults; this file, else "
+    "$GLOBESMS_CONFIG, else config/globesms.toml in the working directory when it exists; "
+    "then GLOBESMS_* variables. Keys come from the Alibaba Cloud credential chain "
+    "(ALIBABA_CLOUD_* variables, profiles, RAM role), never from settings"
+)
+SANDBOX_HELP = (
+    "send to an in-process emulator with throwaway keys (no Alibaba account needed); the "
+    "config file and GLOBESMS_* variables apply (sender, type, timeouts, attempts...), except "
+    "endpoint, protocol and ca_file, which point at the emulator"
+)
 
 EXIT_CODES: tuple[tuple[type[SmsError], int], ...] = (
     (InvalidRequest, 3),
@@ -62,12 +73,41 @@ def exit_code(error: SmsError) -> int:
     return next(code for klass, code in EXIT_CODES if isinstance(error, klass))
 
 
+def error_line(error: SmsError) -> str:
+    """The one line an expected error prints: class, code, request id, retry delay, hint."""
+    code = f" [{error.code}]" if error.code else ""
+    known = []
+    if error.request_id:
+        known.append(f"request {error.request_id}")
+    if error.retry_after is not None:
+        known.append(f"retry after {error.retry_after:.1f} s")
+    details = f" ({', '.join(known)})" if known else ""
+    hint = " ".join(str(error.hint).split())
+    return f"error: {type(error).__name__}{code}{details}: {hint}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the package metadata only when asked (not on every run)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from . import __version__
+
+        print(f"globesms {__version__}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="globesms", description="Send SMS through Alibaba Cloud SendMessageToGlobe."
     )
-    parser.add_argument("--version", action="version", version=f"globesms {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action=_VersionAction)
+    commands = parser.add_subparsers(dest="command")
     send = commands.add_parser("send", help="send one SMS and print the receipt as JSON")
     send.add_argument("--to", required=True, help="recipient, international format")
     send.add_argument("--message", required=True, help="message text")
@@ -75,11 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--type", dest="message_type", choices=MESSAGE_TYPES, help="message type")
     send.add_argument("--task-id", help="task id echoed in delivery receipts")
     send.add_argument("--validity-period", type=int, help="seconds the message stays valid")
-    send.add_argument("--config", help="TOML settings file (default: $GLOBESMS_CONFIG)")
-    send.add_argument(
-        "--sandbox", action="store_true",
-        help="send to an in-process emulator with throwaway keys (no Alibaba account needed)",
-    )
+    send.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    send.add_argument("--sandbox", action="store_true", help=SANDBOX_HELP)
     send.add_argument(
         "--log", choices=("off", "json"), default="off",
         help="write globesms log events to stderr as JSON lines",
@@ -117,7 +154,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     if args.command == "emulator":
         from .emulator import serve
 
@@ -143,8 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 validity_period=args.validity_period,
             )
     except SmsError as error:
-        code = f" [{error.code}]" if error.code else ""
-        print(f"error: {type(error).__name__}{code}: {error.hint}", file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         return exit_code(error)
     print(json.dumps(_receipt_json(receipt, sandbox=args.sandbox), ensure_ascii=False))
     return 0
@@ -152,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _service(args: argparse.Namespace) -> Iterator[SmsService]:
+    from ._credentials import static_credential
+    from ._service import SmsService
+    from ._settings import Settings
+
     if not args.sandbox:
         with SmsService(Settings.load(args.config)) as service:
             yield service
@@ -160,8 +204,10 @@ def _service(args: argparse.Namespace) -> Iterator[SmsService]:
 
     key_id, secret = "sandbox-" + secrets.token_hex(4), secrets.token_urlsafe(24)
     with Emulator(access_keys={key_id: secret}) as emulator:
+        # The same file and GLOBESMS_* variables as a real send; only where requests go (and
+        # how they are protected) is the sandbox's own.
         settings = Settings.load(
-            args.config, environ={}, endpoint=emulator.endpoint, protocol="http", ca_file=None
+            args.config, endpoint=emulator.endpoint, protocol="http", ca_file=None
         )
         with SmsService(settings, credential=static_credential(key_id, secret)) as service:
             yield service
@@ -176,6 +222,8 @@ def _receipt_json(receipt: SendReceipt, *, sandbox: bool) -> dict[str, object]:
 
 def _configure_logging(mode: str) -> None:
     """As the application, decide where globesms events go: nowhere, or JSON lines on stderr."""
+    from ._log import JsonFormatter
+
     log = logging.getLogger("globesms")
     for old in [h for h in log.handlers if getattr(h, "_globesms_cli", False)]:
         log.removeHandler(old)
