@@ -24,7 +24,7 @@ import json
 import logging
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +102,15 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _common_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    command.add_argument("--sandbox", action="store_true", help=SANDBOX_HELP)
+    command.add_argument(
+        "--log", choices=("off", "json"), default="off",
+        help="write globesms log events to stderr as JSON lines",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="globesms", description="Send SMS through Alibaba Cloud SendMessageToGlobe."
@@ -115,12 +124,29 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--type", dest="message_type", choices=MESSAGE_TYPES, help="message type")
     send.add_argument("--task-id", help="task id echoed in delivery receipts")
     send.add_argument("--validity-period", type=int, help="seconds the message stays valid")
-    send.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
-    send.add_argument("--sandbox", action="store_true", help=SANDBOX_HELP)
-    send.add_argument(
-        "--log", choices=("off", "json"), default="off",
-        help="write globesms log events to stderr as JSON lines",
-    )
+    _common_options(send)
+    status = commands.add_parser("status", help="print where a sent message stands, as JSON")
+    status.add_argument("message_id", metavar="MESSAGE_ID", help="the id a send returned")
+    _common_options(status)
+    batch = commands.add_parser(
+        "batch", help="send one text (or one per number) to many numbers; JSON result")
+    batch.add_argument("--to", action="append", default=[], help="recipient, repeatable")
+    batch.add_argument("--message", help="the text for every number")
+    batch.add_argument("--file", metavar="FILE",
+                       help="one number per line, or CSV lines of number,text; '-' reads stdin")
+    batch.add_argument("--type", dest="message_type", choices=("NOTIFY", "MKT"),
+                       default="NOTIFY", help="message type (default: NOTIFY)")
+    batch.add_argument("--sender", help="sender ID (default: settings)")
+    batch.add_argument("--task-id", help="task id echoed in delivery receipts")
+    _common_options(batch)
+    preview = commands.add_parser(
+        "preview", help="count encoding and segments of a text locally; sends nothing")
+    preview.add_argument("--to", required=True, help="recipient, international format")
+    preview.add_argument("--message", required=True, help="message text")
+    preview.add_argument("--sender", help="sender ID (default: settings)")
+    preview.add_argument("--type", dest="message_type", choices=MESSAGE_TYPES,
+                         help="message type")
+    preview.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     doctor = commands.add_parser(
         "doctor", help="check settings, credentials, network, clock and stores; sends no SMS"
     )
@@ -172,22 +198,115 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return command(config=args.config, sandbox=args.sandbox, json_output=args.json,
                        timeout=args.timeout)
+    if args.command == "preview":
+        args.sandbox, args.log = False, "off"
     _configure_logging(args.log)
     try:
-        with _service(args) as service:
-            receipt = service.send(
-                args.to,
-                args.message,
-                sender=args.sender,
-                message_type=args.message_type,
-                task_id=args.task_id,
-                validity_period=args.validity_period,
-            )
+        output, code = _COMMANDS[args.command](args)
     except SmsError as error:
         print(error_line(error), file=sys.stderr)
         return exit_code(error)
-    print(json.dumps(_receipt_json(receipt, sandbox=args.sandbox), ensure_ascii=False))
-    return 0
+    print(json.dumps(output, ensure_ascii=False, default=str))
+    return code
+
+
+def _send(args: argparse.Namespace) -> tuple[dict[str, object], int]:
+    with _service(args) as service:
+        receipt = service.send(
+            args.to, args.message, sender=args.sender, message_type=args.message_type,
+            task_id=args.task_id, validity_period=args.validity_period,
+        )
+    return _receipt_json(receipt, sandbox=args.sandbox), 0
+
+
+def _status(args: argparse.Namespace) -> tuple[dict[str, object], int]:
+    with _service(args) as service:
+        status = service.status(args.message_id)
+    data = asdict(status)
+    data["to"] = mask_number(status.to) if status.to else None
+    return data, 0
+
+
+def _preview(args: argparse.Namespace) -> tuple[dict[str, object], int]:
+    # No network and no credential lookup: a throwaway key signs nothing.
+    from ._credentials import static_credential
+    from ._service import SmsService
+    from ._settings import Settings
+
+    service = SmsService(Settings.load(args.config), credential=static_credential("-", "-"))
+    preview = service.preview(args.to, args.message, sender=args.sender,
+                              message_type=args.message_type)
+    data = asdict(preview)
+    data["to"] = mask_number(preview.to)
+    return data, 0
+
+
+def _batch(args: argparse.Namespace) -> tuple[dict[str, object], int]:
+    numbers, texts = _batch_input(args)
+    progress = sys.stderr.isatty()
+    merged: dict[str, list[object]] = {"accepted": [], "rejected": [], "uncertain": [],
+                                       "request_ids": []}
+    worst: SmsError | None = None
+    with _service(args) as service:
+        step = 1000
+        for start in range(0, len(numbers), step):
+            part = slice(start, start + step)
+            result = service.send_batch(
+                numbers[part], texts[part] if isinstance(texts, list) else texts,
+                message_type=args.message_type, sender=args.sender, task_id=args.task_id,
+            )
+            merged["accepted"] += [{"to": mask_number(a.to), "message_id": a.message_id}
+                                   for a in result.accepted]
+            merged["rejected"] += [{"to": mask_number(r.to), "error": error_line(r.error)}
+                                   for r in result.rejected]
+            merged["uncertain"] += [mask_number(number) for number in result.uncertain]
+            merged["request_ids"] += result.request_ids
+            worst = worst or next((r.error for r in result.rejected), None)
+            if progress:
+                done = min(start + step, len(numbers))
+                print(f"batch: {done}/{len(numbers)} numbers handled", file=sys.stderr)
+    data: dict[str, object] = {**merged, "sandbox": args.sandbox}
+    if merged["uncertain"]:
+        return data, exit_code(DeliveryUncertain())
+    return data, exit_code(worst) if worst is not None else 0
+
+
+def _batch_input(args: argparse.Namespace) -> tuple[list[str], str | list[str]]:
+    """Numbers and texts from --to/--message or --file (numbers, or CSV number,text lines)."""
+    import csv
+    import io
+
+    numbers: list[str] = list(args.to)
+    texts: list[str] = []
+    if args.file:
+        try:
+            if args.file == "-":
+                content = sys.stdin.read()
+            else:
+                with open(args.file, encoding="utf-8") as handle:
+                    content = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"--file cannot be read ({type(exc).__name__}); give a UTF-8 "
+                                 "text file", code="InvalidFile") from None
+        for row in csv.reader(io.StringIO(content)):
+            if not row or not row[0].strip():
+                continue
+            numbers.append(row[0].strip())
+            texts.append(",".join(row[1:]).strip() if len(row) > 1 else "")
+    if not numbers:
+        raise InvalidRequest("give the numbers with --to (repeatable) or --file",
+                             code="InvalidTo")
+    if args.message is not None:
+        return numbers, args.message
+    if len(texts) != len(numbers) or not all(texts):
+        raise InvalidRequest("give --message, or a --file of CSV lines number,text for every "
+                             "number", code="InvalidMessage")
+    return numbers, texts
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, object], int]]] = {
+    "send": _send, "status": _status, "batch": _batch, "preview": _preview,
+}
 
 
 @contextlib.contextmanager
