@@ -21,12 +21,16 @@ if _typing.TYPE_CHECKING:
         NetworkError,
         ServiceUnavailable,
         SmsError,
+        StoreUnavailable,
         Throttled,
         TransientError,
     )
     from ._log import JsonFormatter
     from ._service import SendReceipt, SmsService
     from ._settings import Settings
+    from ._verify._redis import RedisStore
+    from ._verify._service import Challenge, CheckResult, VerificationService
+    from ._verify._stores import MemoryStore, SqliteStore
 
 __version__ = _version("globesms")
 
@@ -41,6 +45,7 @@ _ERRORS = (
     "NetworkError",
     "ServiceUnavailable",
     "SmsError",
+    "StoreUnavailable",
     "Throttled",
     "TransientError",
 )
@@ -50,25 +55,38 @@ _HOMES: dict[str, str] = {
     "SendReceipt": "._service",
     "SmsService": "._service",
     "Settings": "._settings",
+    "Challenge": "._verify._service",
+    "CheckResult": "._verify._service",
+    "MemoryStore": "._verify._stores",
+    "RedisStore": "._verify._redis",
+    "SqliteStore": "._verify._stores",
+    "VerificationService": "._verify._service",
 }
 
 __all__ = [
     "AccountError",
     "AuthError",
+    "Challenge",
+    "CheckResult",
     "ConfigurationError",
     "DeliveryUncertain",
     "InvalidRecipient",
     "InvalidRequest",
     "JsonFormatter",
+    "MemoryStore",
     "MessageRejected",
     "NetworkError",
+    "RedisStore",
     "SendReceipt",
     "ServiceUnavailable",
     "Settings",
     "SmsError",
     "SmsService",
+    "SqliteStore",
+    "StoreUnavailable",
     "Throttled",
     "TransientError",
+    "VerificationService",
     "__version__",
 ]
 
