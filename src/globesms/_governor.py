@@ -43,3 +43,11 @@ class RateGovernor:
                 )
             self._tat = tat + self._interval
             return wait
+
+    def acquire(self, budget: float) -> float:
+        """Reserve a slot starting within ``budget`` seconds; return the seconds to wait for it."""
+        return self.reserve(self._clock() + budget + 1e-9)
+
+    async def acquire_async(self, budget: float) -> float:
+        """:meth:`acquire` for async callers (the decision never blocks)."""
+        return self.acquire(budget)
