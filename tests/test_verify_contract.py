@@ -7,6 +7,7 @@ Redis tests use ``GLOBESMS_TEST_REDIS_URL`` with their own key prefix and delete
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import re
@@ -498,3 +499,54 @@ def test_concurrent_checks_from_processes_approve_once(
         worker.join(timeout=30)
     store.close()
     assert sorted(statuses) == ["approved"] + ["not_found"] * 5
+
+
+# -- Alibaba side: conversion reports and mainland templates ---------------------------------------
+
+def test_approval_reports_conversion_in_background(verify: Verify, emulator: Emulator) -> None:
+    """After an approval, SmsConversion is sent for the challenge's message; close() drains it."""
+    service = verify()
+    challenge = service.start(NUMBER)
+    service.check(NUMBER, f"{(int(last_code(emulator)) + 1) % 10**6:06d}")  # wrong: no report
+    assert service.check(NUMBER, last_code(emulator)).approved
+    service.close()
+    assert [(c.message_id, c.delivered) for c in emulator.conversions] == [
+        (challenge.message_id, True)
+    ]
+
+
+def test_failed_conversion_report_is_logged_not_raised(
+    verify: Verify, emulator: Emulator, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A conversion report the provider refuses is logged as verify.conversion_failed only."""
+    service = verify()
+    service.start(NUMBER)
+    code = last_code(emulator)
+    emulator.script(None, HttpError(400, "Forbidden.RAM", "no"))
+    caplog.set_level(logging.WARNING, logger="globesms")
+    assert service.check(NUMBER, code).approved
+    service.close()
+    failed = [r for r in caplog.records if getattr(r, "event", "") == "verify.conversion_failed"]
+    assert failed and failed[0].error_class == "AuthError"  # type: ignore[attr-defined]
+
+
+def test_no_conversion_report_when_switched_off(verify: Verify, emulator: Emulator) -> None:
+    """report_conversions=False sends no SmsConversion."""
+    service = verify(report_conversions=False)
+    service.start(NUMBER)
+    assert service.check(NUMBER, last_code(emulator)).approved
+    service.close()
+    assert emulator.conversions == []
+
+
+def test_mainland_number_uses_the_template(verify: Verify, emulator: Emulator) -> None:
+    """+86 goes out through SendMessageWithTemplate with the code as a parameter; else refused."""
+    with pytest.raises(InvalidRecipient, match="mainland"):
+        verify().start("+86 138 0013 8000")
+    service = verify(mainland_template_code="SMS_123456", mainland_sign_name="Acme")
+    service.start("+86 138 0013 8000", purpose="login")
+    sent = emulator.messages[-1]
+    assert (sent.action, sent.template_code, sent.sender) == (
+        "SendMessageWithTemplate", "SMS_123456", "Acme")
+    code = json.loads(sent.template_param or "{}")["code"]
+    assert service.check("+86 138 0013 8000", code, purpose="login").approved

@@ -13,29 +13,11 @@ import string
 from collections.abc import Mapping
 
 from .._errors import ConfigurationError
+from .._segments import segments_of
 from ._config import VerifySettings
 
 DEFAULT_TEMPLATE = "{code} is your {app} code. It expires in {minutes} min. Do not share it."
 _FIELDS = {"code", "minutes", "app"}
-
-# GSM 03.38: the default alphabet and its extension table (two septets each).
-_GSM7 = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM7_EXT = frozenset("\f^{}\\[~]|€")
-
-
-def segments(text: str) -> int:
-    """SMS segments for ``text``: 160/153 GSM-7 septets, else 70/67 UTF-16 units."""
-    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
-        units = sum(2 if ch in _GSM7_EXT else 1 for ch in text)
-        single, part = 160, 153
-    else:
-        units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
-        single, part = 70, 67
-    return 1 if units <= single else math.ceil(units / part)
-
 
 class Messages:
     """Renders the SMS for a purpose and locale; validated when built."""
@@ -49,7 +31,7 @@ class Messages:
         for name, template in self._templates.items():
             _check_fields(name, template)
             text = self._render(template, worst)
-            count = segments(text)
+            count = segments_of(text)
             if count > settings.max_segments:
                 raise ConfigurationError.for_setting(
                     f"templates.{name}", "<template>",

@@ -6,6 +6,7 @@ One core, two thin shells: :class:`_Plan` builds the store requests and reads th
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -36,10 +37,12 @@ from ._config import VerifySettings, default_store_url, load_settings, resolve_s
 from ._engine import Budget, CheckOutcome, CheckRequest, Reservation, StartRequest, Store
 from ._message import Messages
 from ._policy import GateRule, Limits, Record, Refusal
+from ._reporter import ConversionReporter
 from ._stores import MemoryStore, SqliteStore
 
 if TYPE_CHECKING:
-    from .._service import SendReceipt, SmsService
+    from .._results import SendReceipt
+    from .._service import SmsService
 
 STARTED = "verify.started"
 REFUSED = "verify.refused"
@@ -172,6 +175,8 @@ class VerificationService:
             block_max=settings.conversion_block_max,
             monitor=settings.conversion_gate == "monitor",
         )
+        self._reporter = (ConversionReporter(sms, settings.conversion_queue)
+                          if settings.report_conversions else None)
         self._test_numbers = {
             "".join(ch for ch in number if ch.isdigit()): code
             for number, code in settings.test_numbers.items()
@@ -197,11 +202,16 @@ class VerificationService:
         await self.aclose()
 
     def close(self) -> None:
-        """Close the store when this service built it."""
+        """Send the queued conversion reports; close the store when this service built it."""
+        if self._reporter is not None:
+            self._reporter.close()
         if self._owns_store:
             self.store.close()
 
     async def aclose(self) -> None:
+        """``close`` for asyncio: the queued reports drain in a thread, the loop keeps running."""
+        if self._reporter is not None:
+            await asyncio.to_thread(self._reporter.close)
         if self._owns_store:
             await self.store.aclose()
 
@@ -221,8 +231,11 @@ class VerificationService:
         outcome = self.store.start(plan.start_request())
         reservation = plan.reserved(outcome)
         try:
-            receipt = self._sms.send(plan.to, plan.text(reservation), message_type="OTP",
-                                     task_id=reservation.record.id)
+            if plan.mainland:
+                receipt = self._sms.send_template(plan.to, **plan.template_args())
+            else:
+                receipt = self._sms.send(plan.to, plan.text(reservation), message_type="OTP",
+                                         task_id=reservation.record.id)
         except NOT_SENT as error:
             plan.log_withdrawn(error)
             self._quietly(lambda: self.store.withdraw(plan.key, reservation))
@@ -240,9 +253,12 @@ class VerificationService:
         outcome = await self.store.start_async(plan.start_request())
         reservation = plan.reserved(outcome)
         try:
-            receipt = await self._sms.send_async(plan.to, plan.text(reservation),
-                                                 message_type="OTP",
-                                                 task_id=reservation.record.id)
+            if plan.mainland:
+                receipt = await self._sms.send_template_async(plan.to, **plan.template_args())
+            else:
+                receipt = await self._sms.send_async(plan.to, plan.text(reservation),
+                                                     message_type="OTP",
+                                                     task_id=reservation.record.id)
         except NOT_SENT as error:
             plan.log_withdrawn(error)
             try:
@@ -311,6 +327,8 @@ class VerificationService:
     def _checked(self, outcome: CheckOutcome, number: _Number, purpose: str) -> CheckResult:
         _log.emit(logging.INFO, CHECKED, f"to {number.masked} ({purpose}): {outcome.status}",
                   to=number.masked, outcome=outcome.status)
+        if outcome.status == policy.APPROVED and self._reporter is not None:
+            self._reporter.submit(outcome.message_id)
         return CheckResult(approved=outcome.status == policy.APPROVED, status=outcome.status,
                            checks_left=outcome.checks_left)
 
@@ -322,8 +340,7 @@ class VerificationService:
         except InvalidRecipient as error:
             if error.code != "MainlandNumber" or not self.settings.mainland_template_code:
                 raise
-            assert isinstance(to, str)
-            return _Number("".join(ch for ch in to if ch.isdigit()), 86)
+            recipient = parse_recipient(to, mainland=True)
         return _Number(recipient.digits, recipient.country_code)
 
     def _challenge_key(self, number: _Number, purpose: str) -> str:
@@ -386,6 +403,7 @@ class _Plan:
         self.to = "+" + number.digits
         self.key = service._challenge_key(number, purpose)
         self.test_code = service._test_numbers.get(number.digits)
+        self.mainland = number.country_code == 86
         self._code = ""
 
     def start_request(self) -> StartRequest:
@@ -454,6 +472,14 @@ class _Plan:
                   f"to {self.number.masked} ({self.purpose}) after {type(error).__name__}",
                   to=self.number.masked, code=error.code, outcome="withdrawn",
                   error_class=type(error).__name__)
+
+    def template_args(self) -> dict[str, Any]:
+        """SendMessageWithTemplate for +86: the code is a template parameter."""
+        settings = self.service.settings
+        assert settings.mainland_template_code and settings.mainland_sign_name
+        return {"template_code": settings.mainland_template_code,
+                "sign_name": settings.mainland_sign_name,
+                "params": {settings.mainland_code_param: self._code}}
 
     def text(self, reservation: Reservation) -> str:
         return self.service._messages.render(self._code, self.purpose, self.locale)
