@@ -550,3 +550,52 @@ def test_mainland_number_uses_the_template(verify: Verify, emulator: Emulator) -
         "SendMessageWithTemplate", "SMS_123456", "Acme")
     code = json.loads(sent.template_param or "{}")["code"]
     assert service.check("+86 138 0013 8000", code, purpose="login").approved
+
+
+# -- nothing in clear -----------------------------------------------------------------------------
+
+def _store_dump(store: Any, store_kind: str, tmp_path: Path) -> str:
+    """Everything the store holds, as text: dict, database files, or every Redis key and value."""
+    if store_kind == "memory":
+        return repr(store.dump())
+    if store_kind == "sqlite":
+        files = sorted(tmp_path.glob("verify.sqlite3*"))
+        assert files
+        return "".join(path.read_bytes().decode("latin-1") for path in files)
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    keys = list(client.scan_iter(match=store.prefix + "*"))
+    assert keys
+    text = repr({key: client.hgetall(key) for key in keys})
+    client.close()
+    return text
+
+
+def test_codes_numbers_and_secret_appear_nowhere(
+    verify: Verify, emulator: Emulator, make_store: StoreFactory, store_kind: str,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Codes, the number and the secret are in no store key or value, log, repr or exception."""
+    caplog.set_level(logging.DEBUG)
+    service = verify(code_length=10, resend_cooldown=None, max_checks=2,
+                     conversion_gate="enforce")
+    seen: list[str] = [repr(service), repr(service.settings)]
+    first = service.start(NUMBER, purpose="login", rate_key="203.0.113.9")
+    codes = [last_code(emulator, 10)]
+    second = service.start(NUMBER, purpose="login", rate_key="203.0.113.9")
+    codes.append(last_code(emulator, 10))
+    wrong = service.check(NUMBER, "0" * 10, purpose="login")
+    seen += [repr(first), repr(second), repr(wrong), str(first.__dict__ | {"to": ""})]
+    dump = _store_dump(make_store(), store_kind, tmp_path)
+    seen.append(service.check(NUMBER, "1" * 10, purpose="login").status)
+    with pytest.raises(Throttled) as refused:
+        service.start(NUMBER, purpose="login")
+    seen += [str(refused.value), repr(refused.value), repr(refused.value.args)]
+    service.close()
+    for record in caplog.records:
+        seen += [record.getMessage(), repr(record.__dict__)]
+    haystack = "\n".join(seen) + dump
+    assert "c:" in dump or "verify" in dump  # the dump really holds the store's state
+    for secret_value in [*codes, DIGITS, DIGITS[2:], "44770090", SECRET]:
+        assert secret_value not in haystack
