@@ -44,6 +44,7 @@ from ._results import SendReceipt
 from ._service import SmsService
 from ._settings import Settings
 from ._validate import MESSAGE_TYPES, mask_number
+from ._verify import _cli as _verify_cli
 
 EXIT_CODES: tuple[tuple[type[SmsError], int], ...] = (
     (InvalidRequest, 3),
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log", choices=("off", "json"), default="off",
         help="write globesms log events to stderr as JSON lines",
     )
+    _verify_cli.add_parser(commands)
     emu = commands.add_parser("emulator", help="run the loopback emulator until interrupted")
     emu.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
     emu.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
@@ -97,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "verify":
+        return _verify_cli.run(args)
     if args.command == "emulator":
         from .emulator import serve
 
