@@ -243,6 +243,8 @@ class RedisStore:
             raise ValueError("RedisStore needs a url or a client")
         self._url = url
         self.prefix = prefix
+        self._tag = f"{prefix}{{v}}:"
+        self._last: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
         self.timeout = timeout
         self._client = client
         self._fixed_async = async_client
@@ -277,6 +279,9 @@ class RedisStore:
         if self._url is None:
             return None
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:
+            return last[1]
         client = self._async.get(loop)
         if client is None:
             from redis.asyncio.retry import Retry as AsyncRetry
@@ -286,6 +291,7 @@ class RedisStore:
             )
             self._async[loop] = client
             self._owned.append(client)
+        self._last = (loop, client)
         return client
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
@@ -296,7 +302,8 @@ class RedisStore:
         )
 
     def key(self, logical: str) -> str:
-        return f"{self.prefix}{{v}}:{logical}"
+        """The Redis key of a logical key: prefix, the shared hash tag, the logical name."""
+        return self._tag + logical
 
     def _run(self, name: str, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         client = self._sync()
@@ -304,7 +311,7 @@ class RedisStore:
         if registered is None:
             registered = self._scripts[name] = client.register_script(script)
         try:
-            return registered(keys=[self.key(k) for k in keys], args=list(args))
+            return registered(keys=[self._tag + k for k in keys], args=args)
         except redis.RedisError as exc:
             raise self._unavailable(exc) from None
 
@@ -317,7 +324,7 @@ class RedisStore:
         if registered is None:
             registered = self._async_scripts[(id(client), name)] = client.register_script(script)
         try:
-            return await registered(keys=[self.key(k) for k in keys], args=list(args))
+            return await registered(keys=[self._tag + k for k in keys], args=args)
         except (redis.RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
 
@@ -360,6 +367,7 @@ class RedisStore:
         for client in self._owned:
             await client.aclose()
         self._owned.clear()
+        self._last = None
         self._async_scripts.clear()
         self._async = weakref.WeakKeyDictionary()
         self.close()

@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
@@ -383,9 +384,11 @@ def _as_dict(settings: VerifySettings) -> dict[str, Any]:
     return {f.name: getattr(settings, f.name) for f in fields(settings)}
 
 
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 def _check_name(what: str, value: object) -> None:
-    if not (isinstance(value, str) and 1 <= len(value) <= 64 and value.isascii()
-            and all(ch.isalnum() or ch in "-_." for ch in value)):
+    if not (isinstance(value, str) and _NAME.fullmatch(value)):
         raise InvalidRequest(f"{what} must be 1-64 ASCII letters, digits, '-', '_' or '.'",
                              code=f"Invalid{what.capitalize()}")
 
