@@ -599,3 +599,82 @@ def test_codes_numbers_and_secret_appear_nowhere(
     assert "c:" in dump or "verify" in dump  # the dump really holds the store's state
     for secret_value in [*codes, DIGITS, DIGITS[2:], "44770090", SECRET]:
         assert secret_value not in haystack
+
+
+# -- Redis specifics ------------------------------------------------------------------------------
+
+def test_redis_round_trips_keys_and_expiry(emulator: Emulator, redis_prefix: str) -> None:
+    """Check is one command, start two; every key carries the store's hash tag and expires."""
+    import redis
+
+    sent: list[str] = []
+
+    class Counting(redis.Connection):
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            sent.append(str(args[0]).upper())
+            super().send_command(*args, **kwargs)
+
+    pool = redis.ConnectionPool.from_url(TEST_REDIS_URL, connection_class=Counting,
+                                         decode_responses=True)
+    client = redis.Redis(connection_pool=pool)
+    store = RedisStore(client=client, prefix=redis_prefix)
+    service = VerificationService(service_for(emulator), store=store, secret=SECRET, environ={},
+                                  resend_cooldown=None, max_checks=50)
+    service.start(NUMBER)
+    service.check(NUMBER, "000000")  # scripts loaded, connection open
+    sent.clear()
+    service.start(NUMBER)
+    assert sent == ["EVALSHA", "EVALSHA"]
+    sent.clear()
+    service.check(NUMBER, "000000")
+    assert sent == ["EVALSHA"]
+    keys = list(client.scan_iter(match=redis_prefix + "*"))
+    assert len(keys) >= 7  # challenge, five budgets, two gates
+    assert all(key.startswith(redis_prefix + "{v}:") for key in keys)
+    assert all(client.pttl(key) > 0 for key in keys)
+    client.close()
+
+
+def test_redis_stopped_mid_use_fails_closed(emulator: Emulator, tmp_path: Path) -> None:
+    """A private redis-server stopped after use: start sends nothing, check approves nothing."""
+    import shutil
+    import socket
+    import subprocess
+
+    import redis
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save",
+                                "", "--appendonly", "no", "--dir", str(tmp_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        probe_client = redis.Redis.from_url(url, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                probe_client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        probe_client.close()
+        service = VerificationService(service_for(emulator), store=RedisStore(url), secret=SECRET,
+                                      environ={})
+        service.start(NUMBER)
+        code = last_code(emulator)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    with pytest.raises(StoreUnavailable):
+        service.check(NUMBER, code)
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(service.check_async(NUMBER, code))
+    with pytest.raises(StoreUnavailable):
+        service.start("+44 7700 900555")
+    assert len(emulator.messages) == 1
