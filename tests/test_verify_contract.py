@@ -604,7 +604,10 @@ def test_codes_numbers_and_secret_appear_nowhere(
 # -- Redis specifics ------------------------------------------------------------------------------
 
 def test_redis_round_trips_keys_and_expiry(emulator: Emulator, redis_prefix: str) -> None:
-    """Check is one command, start two; every key carries the store's hash tag and expires."""
+    """Check is one command, start two; every key carries the store's hash tag and expires.
+
+    The injected client returns bytes (no ``decode_responses``), as a caller's client may.
+    """
     import redis
 
     sent: list[str] = []
@@ -614,8 +617,7 @@ def test_redis_round_trips_keys_and_expiry(emulator: Emulator, redis_prefix: str
             sent.append(str(args[0]).upper())
             super().send_command(*args, **kwargs)
 
-    pool = redis.ConnectionPool.from_url(TEST_REDIS_URL, connection_class=Counting,
-                                         decode_responses=True)
+    pool = redis.ConnectionPool.from_url(TEST_REDIS_URL, connection_class=Counting)
     client = redis.Redis(connection_pool=pool)
     store = RedisStore(client=client, prefix=redis_prefix)
     service = VerificationService(service_for(emulator), store=store, secret=SECRET, environ={},
@@ -626,9 +628,9 @@ def test_redis_round_trips_keys_and_expiry(emulator: Emulator, redis_prefix: str
     service.start(NUMBER)
     assert sent == ["EVALSHA", "EVALSHA"]
     sent.clear()
-    service.check(NUMBER, "000000")
+    assert service.check(NUMBER, "000000").status == "wrong_code"
     assert sent == ["EVALSHA"]
-    keys = list(client.scan_iter(match=redis_prefix + "*"))
+    keys = [key.decode() for key in client.scan_iter(match=redis_prefix + "*")]
     assert len(keys) >= 7  # challenge, five budgets, two gates
     assert all(key.startswith(redis_prefix + "{v}:") for key in keys)
     assert all(client.pttl(key) > 0 for key in keys)

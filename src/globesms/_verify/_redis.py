@@ -311,8 +311,8 @@ class RedisStore:
         if registered is None:
             registered = self._scripts[name] = client.register_script(script)
         try:
-            return registered(keys=[self._tag + k for k in keys], args=args)
-        except redis.RedisError as exc:
+            return _text(registered(keys=[self._tag + k for k in keys], args=args))
+        except (redis.RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
 
     async def _run_async(self, name: str, script: str, keys: Sequence[str],
@@ -324,7 +324,7 @@ class RedisStore:
         if registered is None:
             registered = self._async_scripts[(id(client), name)] = client.register_script(script)
         try:
-            return await registered(keys=[self._tag + k for k in keys], args=args)
+            return _text(await registered(keys=[self._tag + k for k in keys], args=args))
         except (redis.RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
 
@@ -371,6 +371,13 @@ class RedisStore:
         self._async_scripts.clear()
         self._async = weakref.WeakKeyDictionary()
         self.close()
+
+
+def _text(reply: Any) -> Any:
+    """Replies as str, also from a client built without ``decode_responses``."""
+    if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
+        return [item.decode() if isinstance(item, bytes) else item for item in reply]
+    return reply
 
 
 def _start_call(request: StartRequest) -> tuple[list[str], list[Any]]:
