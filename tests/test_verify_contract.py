@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REQUIRE_REDIS, TEST_REDIS_URL
+from conftest import TEST_ENV
 from globesms import (
     DeliveryUncertain,
     InvalidRecipient,
@@ -40,6 +40,8 @@ DIGITS = "447700900123"
 SAME_PREFIX = "+44 7700 900124"
 OTHER_UK = "+44 7911 123456"
 FRANCE = "+33 6 12 34 56 78"
+TEST_REDIS_URL = TEST_ENV.get("GLOBESMS_TEST_REDIS_URL", "")
+REQUIRE_REDIS = TEST_ENV.get("GLOBESMS_REQUIRE_REDIS") == "1"
 StoreFactory = Callable[[], Any]
 Verify = Callable[..., VerificationService]
 

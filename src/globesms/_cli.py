@@ -86,13 +86,34 @@ def _parser() -> argparse.ArgumentParser:
         help="write globesms log events to stderr as JSON lines",
     )
     _verify_cli.add_parser(commands)
+    doctor = commands.add_parser(
+        "doctor", help="check settings, credentials, network, clock and stores; sends no SMS"
+    )
+    doctor.add_argument("--config", help="TOML settings file (default: $GLOBESMS_CONFIG)")
+    doctor.add_argument("--sandbox", action="store_true",
+                        help="check against an in-process emulator with throwaway keys")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument("--timeout", type=float, default=2.5, metavar="SECONDS",
+                        help="bound on each network step (default: 2.5)")
     emu = commands.add_parser("emulator", help="run the loopback emulator until interrupted")
-    emu.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
+    emu.add_argument("--port", type=int, default=0, help="port to listen on (default: any)")
+    emu.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default: 127.0.0.1); another address needs a token")
     emu.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
     emu.add_argument("--key", action="append", default=[], metavar="ID:SECRET",
                      help="accepted AccessKey pair, repeatable (default: a generated one)")
     emu.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
                      help="hold every answer back this long (a provider's latency)")
+    emu.add_argument("--env", action="store_true",
+                     help="print export lines (GLOBESMS_ENDPOINT, ALIBABA_CLOUD_ACCESS_KEY_ID...)"
+                     " that point a service at the emulator")
+    emu.add_argument("--admin-token", metavar="TOKEN",
+                     help="token for the inbox and control API off loopback"
+                     " (default: $GLOBESMS_EMULATOR_TOKEN, else generated and printed)")
+    emu.add_argument("--no-auth", action="store_true",
+                     help="serve the inbox and control API without a token, even off loopback")
+    emu.add_argument("--max-records", type=int, default=1000, metavar="N",
+                     help="messages and requests kept; the oldest are dropped (default: 1000)")
     return parser
 
 
@@ -104,7 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "emulator":
         from .emulator import serve
 
-        return serve(port=args.port, tls=args.tls, keys=args.key, answer_delay=args.delay)
+        return serve(
+            port=args.port, tls=args.tls, keys=args.key, answer_delay=args.delay,
+            host=args.host, env=args.env, admin_token=args.admin_token, no_auth=args.no_auth,
+            max_records=args.max_records,
+        )
+    if args.command == "doctor":
+        from ._doctor import command
+
+        return command(config=args.config, sandbox=args.sandbox, json_output=args.json,
+                       timeout=args.timeout)
     _configure_logging(args.log)
     try:
         with _service(args) as service:

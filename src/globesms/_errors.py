@@ -250,6 +250,11 @@ CODE_RULES: dict[str, Rule] = {
              "SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureMethod"),
     **_rules(AuthError, "the AccessKey ID does not exist or is disabled",
              "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive"),
+    **_rules(AuthError, "the credential is an STS key but the request carries no security "
+             "token; use the token issued with the key", "MissingSecurityToken"),
+    **_rules(AuthError, "the STS security token is invalid, expired or belongs to another key; "
+             "refresh the STS credential", "InvalidSecurityToken.Expired",
+             "InvalidSecurityToken.MismatchWithAccessKey"),
     **_rules(AuthError, "this machine's clock is more than 15 minutes off; sync it (NTP)",
              "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format"),
     **_rules(AuthError, "the RAM identity is not authorised for this action",
@@ -515,12 +520,15 @@ def error_for_exception(exc: BaseException, *, http_status: int | None = None) -
     ``http_status`` is the status the transport saw, when known, for answers the SDK could not
     parse.
     """
-    code = getattr(exc, "code", None)
-    status = getattr(exc, "status_code", None)
+    # Instance attributes only: aiohttp's deprecated ``code`` property would warn (an error
+    # under -W error) while we map.
+    attributes = getattr(exc, "__dict__", {})
+    code = attributes.get("code")
+    status = attributes.get("status_code")
     if isinstance(status, int) and isinstance(code, str):
         # An HTTP error answer the SDK parsed (ClientException, ServerException, Throttling).
-        request_id = getattr(exc, "request_id", None)
-        retry_ms = getattr(exc, "retry_after", None)
+        request_id = attributes.get("request_id")
+        retry_ms = attributes.get("retry_after")
         return error_for_code(
             None if code == "None" else code,
             http_status=status,

@@ -104,12 +104,16 @@ class Settings:
         cls,
         path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
+        *,
+        sources_into: dict[str, str] | None = None,
         **overrides: Any,
     ) -> Settings:
         """Build settings from defaults, a TOML file, ``GLOBESMS_*`` variables and ``overrides``.
 
         The file is ``path``, else ``$GLOBESMS_CONFIG``, else ``config/globesms.toml`` under the
         working directory when it exists. ``environ`` defaults to ``os.environ``.
+        ``sources_into``, when given, receives where each value not left at its default came
+        from (``globesms doctor`` prints it).
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -133,6 +137,8 @@ class Settings:
             _known(key, "Settings.load()")
             values[key] = value
             sources[key] = f"{key}={value!r} passed to Settings.load()"
+        if sources_into is not None:
+            sources_into.update(sources)
 
         try:
             return cls(**values)

@@ -94,8 +94,8 @@ def parse_recipient(to: object, *, mainland: bool = False) -> Recipient:
         )
     if not mainland and country_code == _MAINLAND:
         raise InvalidRecipient(
-            "SendMessageToGlobe cannot reach Chinese mainland (+86) numbers; use Alibaba Cloud's "
-            "mainland SMS API for them",
+            "send cannot reach Chinese mainland (+86) numbers; use send_template with an "
+            "approved template and signature for them",
             code="MainlandNumber",
         )
     return Recipient(digits, country_code)
