@@ -682,3 +682,56 @@ def test_redis_stopped_mid_use_fails_closed(emulator: Emulator, tmp_path: Path) 
     with pytest.raises(StoreUnavailable):
         service.start("+44 7700 900555")
     assert len(emulator.messages) == 1
+
+
+# -- the three stores decide alike ----------------------------------------------------------------
+
+def test_stores_agree_on_a_random_sequence(
+    emulator: Emulator, tmp_path: Path, redis_prefix: str,
+) -> None:
+    """400 random starts and checks (right, wrong, malformed): all stores answer alike."""
+    import random
+
+    rng = random.Random(20261125)
+    stores = {"memory": MemoryStore(), "sqlite": SqliteStore(tmp_path / "agree.sqlite3"),
+              "redis": RedisStore(TEST_REDIS_URL, prefix=redis_prefix)}
+    sms = service_for(emulator, max_attempts=1)
+    options: dict[str, Any] = {
+        "resend_cooldown": None, "max_checks": 3, "max_sends": 12, "prefix_max_sends": 20,
+        "key_max_sends": 60, "country_max_sends": 40, "global_max_sends": 100,
+        "conversion_gate": "enforce", "conversion_min_starts": 10, "conversion_min_ratio": 0.45,
+        "report_conversions": False,
+    }
+    services = {name: VerificationService(sms, store=store, secret=SECRET, environ={},
+                                          **options) for name, store in stores.items()}
+    numbers = [NUMBER, SAME_PREFIX, OTHER_UK, FRANCE, "+33 6 12 34 99 99", "+49 151 2345 6789",
+               "+49 151 2345 0000", "+81 90 1234 5678"]
+    codes: dict[tuple[str, str, str], str] = {}
+    seen_answers: list[str] = []
+    for _ in range(400):
+        number, purpose = rng.choice(numbers), rng.choice(["login", "pay"])
+        action = rng.choice(["start"] * 4 + ["right"] * 3 + ["wrong"] * 2 + ["malformed"])
+        rate_key = rng.choice("ab")
+        answers = {}
+        for name, service in services.items():
+            try:
+                if action == "start":
+                    service.start(number, purpose=purpose, rate_key=rate_key)
+                    codes[(name, number, purpose)] = last_code(emulator)
+                    answers[name] = "sent"
+                    continue
+                right = codes.get((name, number, purpose), "999999")
+                code = {"right": right, "wrong": f"{(int(right) + 1) % 10**6:06d}",
+                        "malformed": "12ab56"}[action]
+                result = service.check(number, code, purpose=purpose)
+                answers[name] = f"{result.status}/{result.checks_left}"
+            except Throttled as refused:
+                answers[name] = str(refused.code)
+        assert len(set(answers.values())) == 1, (action, answers)
+        seen_answers.append(answers["memory"])
+    covered = {"sent", "approved/0", "wrong_code/2", "locked/0", "not_found/0", "LowConversion",
+               "ChallengeLocked", "NumberBudget"}
+    assert covered <= set(seen_answers)  # the sequence reached every kind of answer
+    for store in stores.values():
+        store.close()
+    sms.close()
