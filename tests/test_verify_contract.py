@@ -735,3 +735,31 @@ def test_stores_agree_on_a_random_sequence(
     for store in stores.values():
         store.close()
     sms.close()
+
+
+def _forked_check(service: VerificationService, code: str, barrier: Any, results: Any) -> None:
+    barrier.wait(timeout=30)
+    results.put(service.check(NUMBER, code).status)
+
+
+def test_store_built_before_fork_serves_forked_workers(
+    emulator: Emulator, tmp_path: Path,
+) -> None:
+    """A service built before fork (gunicorn --preload) serves 4 forked workers: one approves."""
+    store = SqliteStore(tmp_path / "fork.sqlite3")
+    service = VerificationService(service_for(emulator), store=store, secret=SECRET, environ={},
+                                  conversion_gate="off", report_conversions=False)
+    service.start(NUMBER)  # the parent has an open connection now
+    code = last_code(emulator)
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(4), context.Queue()
+    workers = [context.Process(target=_forked_check, args=(service, code, barrier, results))
+               for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    statuses = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert sorted(statuses) == ["approved"] + ["not_found"] * 3
+    assert service.check(NUMBER, code).status == "not_found"  # the parent still works
+    store.close()

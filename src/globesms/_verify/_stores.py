@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -199,8 +200,8 @@ class SqliteStore(_TxStore):
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
+        if conn is not None and self._local.pid == os.getpid():
+            return conn  # SQLite: never use a connection opened before a fork in the child
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
@@ -214,7 +215,7 @@ class SqliteStore(_TxStore):
             )
         except (sqlite3.Error, OSError) as exc:
             raise self._unavailable(exc) from None
-        self._local.conn = conn
+        self._local.conn, self._local.pid = conn, os.getpid()
         with self._guard:
             self._connections.append(conn)
         return conn
