@@ -763,3 +763,31 @@ def test_store_built_before_fork_serves_forked_workers(
     assert sorted(statuses) == ["approved"] + ["not_found"] * 3
     assert service.check(NUMBER, code).status == "not_found"  # the parent still works
     store.close()
+
+
+def test_redis_async_clients_per_loop_and_injected(emulator: Emulator, redis_prefix: str) -> None:
+    """A URL store serves two event loops in turn; an injected asyncio client is used as given."""
+    import redis.asyncio as aioredis
+
+    sms = service_for(emulator)
+    service = VerificationService(sms, store=RedisStore(TEST_REDIS_URL, prefix=redis_prefix),
+                                  secret=SECRET, environ={}, resend_cooldown=None)
+
+    async def round_trip(verify: VerificationService, number: str) -> str:
+        await verify.start_async(number)
+        return (await verify.check_async(number, last_code(emulator))).status
+
+    assert asyncio.run(round_trip(service, NUMBER)) == "approved"
+    assert asyncio.run(round_trip(service, SAME_PREFIX)) == "approved"  # a second loop
+
+    async def injected() -> str:
+        client = aioredis.Redis.from_url(TEST_REDIS_URL)
+        store = RedisStore(async_client=client, prefix=redis_prefix)
+        verify = VerificationService(sms, store=store, secret=SECRET, environ={})
+        status = await round_trip(verify, OTHER_UK)
+        await verify.aclose()
+        await client.ping()  # a client the caller gave stays open
+        await client.aclose()
+        return status
+
+    assert asyncio.run(injected()) == "approved"

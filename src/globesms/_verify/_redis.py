@@ -244,16 +244,14 @@ class RedisStore:
         self._url = url
         self.prefix = prefix
         self._tag = f"{prefix}{{v}}:"
-        self._last: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
         self.timeout = timeout
         self._client = client
-        self._fixed_async = async_client
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+        self._fixed_async = _Async(async_client) if async_client is not None else None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Async] = (
             weakref.WeakKeyDictionary()
         )
-        self._owned: list[aioredis.Redis] = []
+        self._last: tuple[asyncio.AbstractEventLoop, _Async] | None = None
         self._scripts: dict[str, Any] = {}
-        self._async_scripts: dict[tuple[int, str], Any] = {}
 
     def __repr__(self) -> str:
         where = masked_url(self._url) if self._url else "client"
@@ -267,13 +265,16 @@ class RedisStore:
 
     def _sync(self) -> redis.Redis:
         if self._client is None:
-            assert self._url is not None
+            if self._url is None:
+                raise ValueError("this RedisStore has only an async client; use the _async "
+                                 "methods or give client= too")
             self._client = redis.Redis.from_url(
                 self._url, retry=redis.retry.Retry(NoBackoff(), 0), **self._options()
             )
         return self._client
 
-    def _aio(self) -> aioredis.Redis | None:
+    def _aio(self) -> _Async | None:
+        """This event loop's async client and its scripts (clients are bound to one loop)."""
         if self._fixed_async is not None:
             return self._fixed_async
         if self._url is None:
@@ -282,17 +283,15 @@ class RedisStore:
         last = self._last
         if last is not None and last[0] is loop:
             return last[1]
-        client = self._async.get(loop)
-        if client is None:
+        entry = self._async.get(loop)
+        if entry is None:
             from redis.asyncio.retry import Retry as AsyncRetry
 
-            client = aioredis.Redis.from_url(
+            entry = self._async[loop] = _Async(aioredis.Redis.from_url(
                 self._url, retry=AsyncRetry(NoBackoff(), 0), **self._options()
-            )
-            self._async[loop] = client
-            self._owned.append(client)
-        self._last = (loop, client)
-        return client
+            ))
+        self._last = (loop, entry)
+        return entry
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         return StoreUnavailable(
@@ -317,12 +316,12 @@ class RedisStore:
 
     async def _run_async(self, name: str, script: str, keys: Sequence[str],
                          args: Sequence[Any]) -> Any:
-        client = self._aio()
-        if client is None:
+        entry = self._aio()
+        if entry is None:
             return await asyncio.to_thread(self._run, name, script, keys, args)
-        registered = self._async_scripts.get((id(client), name))
+        registered = entry.scripts.get(name)
         if registered is None:
-            registered = self._async_scripts[(id(client), name)] = client.register_script(script)
+            registered = entry.scripts[name] = entry.client.register_script(script)
         try:
             return _text(await registered(keys=[self._tag + k for k in keys], args=args))
         except (redis.RedisError, OSError) as exc:
@@ -364,13 +363,22 @@ class RedisStore:
             self._scripts.clear()
 
     async def aclose(self) -> None:
-        for client in self._owned:
-            await client.aclose()
-        self._owned.clear()
+        mine = self._async.get(asyncio.get_running_loop())
+        if mine is not None:  # clients of other (finished) loops went with their loop
+            await mine.client.aclose()
         self._last = None
-        self._async_scripts.clear()
         self._async = weakref.WeakKeyDictionary()
         self.close()
+
+
+class _Async:
+    """An asyncio client and the scripts registered on it."""
+
+    __slots__ = ("client", "scripts")
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.scripts: dict[str, Any] = {}
 
 
 def _text(reply: Any) -> Any:
