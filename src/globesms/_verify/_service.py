@@ -235,7 +235,7 @@ class VerificationService:
             if plan.mainland:
                 receipt = self._sms.send_template(plan.to, **plan.template_args())
             else:
-                receipt = self._sms.send(plan.to, plan.text(reservation), message_type="OTP",
+                receipt = self._sms.send(plan.to, plan.text(), message_type="OTP",
                                          task_id=reservation.record.id)
         except NOT_SENT as error:
             plan.log_withdrawn(error)
@@ -257,7 +257,7 @@ class VerificationService:
             if plan.mainland:
                 receipt = await self._sms.send_template_async(plan.to, **plan.template_args())
             else:
-                receipt = await self._sms.send_async(plan.to, plan.text(reservation),
+                receipt = await self._sms.send_async(plan.to, plan.text(),
                                                      message_type="OTP",
                                                      task_id=reservation.record.id)
         except NOT_SENT as error:
@@ -484,7 +484,7 @@ class _Plan:
                 "sign_name": settings.mainland_sign_name,
                 "params": {settings.mainland_code_param: self._code}}
 
-    def text(self, reservation: Reservation) -> str:
+    def text(self) -> str:
         return self.service._messages.render(self._code, self.purpose, self.locale)
 
     def challenge(self, reservation: Reservation, receipt: SendReceipt) -> Challenge:
