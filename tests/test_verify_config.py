@@ -201,3 +201,15 @@ def test_conversion_gate_blocks_and_escalates() -> None:
     blocked = GateState(starts={}, approvals={}, until=now + 60, strikes=1)
     assert policy.gate_decision(blocked, now, rule) == (policy.Refusal("LowConversion", 60),
                                                         False)
+
+
+def test_one_file_for_both_loaders(tmp_path: Path) -> None:
+    """Settings.load skips [verify] and GLOBESMS_VERIFY_*; the verification loader reads them."""
+    config = tmp_path / "globesms.toml"
+    config.write_text('endpoint = "127.0.0.1:9"\nprotocol = "http"\n\n[verify]\nttl = 120\n')
+    env = {"GLOBESMS_CONFIG": str(config), "GLOBESMS_VERIFY_SECRET": SECRET,
+           "GLOBESMS_VERIFY_STORE": "memory://", "GLOBESMS_VERIFY_MAX_CHECKS": "2"}
+    sms = SmsService(Settings.load(environ=env), credential=static_credential("id", "s-unused"))
+    service = VerificationService(sms, environ=env)
+    assert (service.settings.ttl, service.settings.max_checks) == (120, 2)
+    assert sms.settings.endpoint == "127.0.0.1:9"

@@ -47,7 +47,7 @@ def build_client(settings: Settings, credential: CredentialSource) -> Client:
     config = Config(
         credential=credential,
         region_id=settings.region,
-        endpoint=settings.endpoint,
+        endpoint=settings.resolved_endpoint,
         protocol=settings.protocol,
         connect_timeout=seconds_to_ms(settings.connect_timeout),
         read_timeout=seconds_to_ms(settings.read_timeout),

@@ -143,7 +143,7 @@ def _settings_check(inputs: Inputs) -> Check:
         if isinstance(value, str):  # store URLs may carry a password
             value = redact_text(value)
         values[item.name] = {"value": value, "source": redact_text(source)}
-    summary = f"{settings.protocol}://{settings.endpoint} (region {settings.region})"
+    summary = f"{settings.protocol}://{settings.resolved_endpoint} (region {settings.region})"
     if inputs.sandbox:
         summary += ", sandbox emulator"
     return Check("settings", OK, summary, detail={"values": values})
@@ -270,7 +270,7 @@ def split_endpoint(endpoint: str, protocol: str) -> tuple[str, int]:
 
 
 def _network_checks(settings: Settings, timeout: float) -> list[Check]:
-    endpoint = settings.endpoint or ""
+    endpoint = settings.resolved_endpoint
     try:
         host, port = split_endpoint(endpoint, settings.protocol)
     except ValueError:

@@ -568,6 +568,9 @@ def redirect_error(http_status: int) -> ConfigurationError:
 
 NO_CREDENTIALS_HINT = (
     "no Alibaba Cloud credential found: export ALIBABA_CLOUD_ACCESS_KEY_ID and "
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET (or configure a RAM role, OIDC or a profile)"
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET before the SmsService is built (or configure a RAM role, "
+    "OIDC or a profile); off Alibaba Cloud set ALIBABA_CLOUD_ECS_METADATA_DISABLED=true to skip "
+    "the 2 s metadata probe; to try globesms without an account use "
+    "`globesms send --sandbox` or globesms.emulator"
 )
 

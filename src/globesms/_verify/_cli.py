@@ -48,7 +48,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``verify start`` or ``verify check``; return the exit code."""
-    from .._cli import _configure_logging, exit_code
+    from .._cli import _configure_logging, error_line, exit_code
 
     _configure_logging(args.log)
     try:
@@ -56,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
             return _start(args)
         return _check(args)
     except SmsError as error:
-        code = f" [{error.code}]" if error.code else ""
-        retry = f" (retry after {error.retry_after:.0f} s)" if error.retry_after else ""
-        print(f"error: {type(error).__name__}{code}: {error.hint}{retry}", file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         return exit_code(error)
 
 
