@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from conftest import TEST_ENV
 from globesms import (
     DeliveryUncertain,
     InvalidRecipient,
@@ -33,6 +32,7 @@ from globesms import (
 )
 from globesms.emulator import Emulator, HttpError, Reply
 from globesms.testing import service_for
+from support import TEST_ENV
 
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 NUMBER = "+44 7700 900123"
