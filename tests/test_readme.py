@@ -26,7 +26,7 @@ def app(sms_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
     (one attempt per send, so a scripted throttle is answered without real waiting)."""
     monkeypatch.setenv("GLOBESMS_MAX_ATTEMPTS", "1")
     namespace: dict[str, Any] = {"__name__": "readme_fastapi"}
-    exec(compile(_example("fastapi"), "README.md:fastapi", "exec"), namespace)  # noqa: S102
+    exec(compile(_example("fastapi"), "README.md:fastapi", "exec"), namespace)
     return namespace["app"]
 
 
