@@ -160,6 +160,13 @@ class SmsService:
             segments=segments_of(out.message, encoding),
         )
 
+    async def preview_async(
+        self, to: str, message: str, *, sender: str | None = None,
+        message_type: str | None = None,
+    ) -> Preview:
+        """:meth:`preview` for symmetry with the other calls (it never waits)."""
+        return self.preview(to, message, sender=sender, message_type=message_type)
+
     # -- BatchSendMessageToGlobe -----------------------------------------------------------------
 
     def send_batch(
