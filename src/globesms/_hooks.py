@@ -1,8 +1,11 @@
 """Observers of calls: a small hook protocol, with structured logging as the default hook.
 
-The driver reports four moments of every public call to each hook: started (:meth:`Hook.start`,
-which returns the call's :class:`Observer`), a retry scheduled, succeeded, failed. Tracing and
-metrics plug in here as further hooks; the driver never imports an observer.
+The driver reports the moments of every public call to each hook: started (:meth:`Hook.start`,
+which returns the call's :class:`Observer`), a wait for a rate slot, a retry scheduled, and one
+end: succeeded, failed, or interrupted (cancelled, or an exception that is not an
+:class:`SmsError`). Observers start and end in the caller's thread or task, so an observer may
+attach a context for the duration of the call. Tracing and metrics plug in here as further hooks
+(:func:`default_hooks`); the driver never imports an observer.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _log
 from ._errors import (
@@ -22,22 +25,40 @@ from ._errors import (
     SmsError,
 )
 
+if TYPE_CHECKING:
+    from ._settings import Settings
+
 
 @dataclass(frozen=True)
 class CallInfo:
     """What observers may know about a call: nothing that identifies a person.
 
-    ``to`` is masked (country code and last four digits), ``country`` the calling code.
+    ``to`` is masked (country code and last four digits), :attr:`country` the calling code.
+    ``messages`` is how many messages the call sends (a batch request's numbers; 0 for a batch
+    refused as a whole by validation).
     """
 
     operation: str
     action: str
     to: str | None
     server_address: str
+    messages: int = 1
+
+    @property
+    def country(self) -> str | None:
+        """The recipient's country calling code (``"44"``), when the call has one recipient."""
+        to = self.to
+        if to is None or not to.startswith("+"):
+            return None
+        end = to.find("*")
+        return to[1:end] if end > 1 else None
 
 
 class Observer(Protocol):
-    """One call's observer; every method is called at most once, but ``retry``."""
+    """One call's observer. Exactly one of ``succeeded``, ``failed`` and ``interrupted`` ends
+    the call; ``rate_wait`` (every rate-governed attempt) and ``retry`` come before it."""
+
+    def rate_wait(self, seconds: float) -> None: ...
 
     def retry(self, error: SmsError, attempt: int, wait: float) -> None: ...
 
@@ -45,11 +66,25 @@ class Observer(Protocol):
 
     def failed(self, error: SmsError, attempts: int) -> None: ...
 
+    def interrupted(self, error: BaseException, attempts: int) -> None: ...
+
 
 class Hook(Protocol):
     """A backend (logs, traces, metrics) that observes every call."""
 
     def start(self, call: CallInfo) -> Observer: ...
+
+
+def default_hooks(settings: Settings) -> list[Hook]:
+    """Structured logs, and OpenTelemetry when ``opentelemetry-api`` is importable and the
+    ``otel`` setting is on (it records only while the application has configured an SDK)."""
+    hooks: list[Hook] = [LogHook()]
+    if settings.otel:
+        from . import _otel
+
+        if _otel.available():
+            hooks.append(_otel.OtelHook())
+    return hooks
 
 
 _OPERATOR_ACTION = (AccountError, AuthError, ConfigurationError, DeliveryUncertain)
@@ -71,6 +106,12 @@ class _LogObserver:
 
     def _elapsed_ms(self) -> int:
         return round((time.monotonic() - self.started) * 1000)
+
+    def rate_wait(self, seconds: float) -> None:
+        pass
+
+    def interrupted(self, error: BaseException, attempts: int) -> None:
+        pass
 
     def retry(self, error: SmsError, attempt: int, wait: float) -> None:
         call = self.call
