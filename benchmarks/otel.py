@@ -48,7 +48,7 @@ class Discard(SpanExporter):
 def sdk_hook() -> tuple[OtelHook, Callable[[], None]]:
     """A hook on SDK providers of its own (the globals stay unset for the ``no SDK`` side)."""
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+    tracer_provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=1 << 17))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 
     def shutdown() -> None:

@@ -594,3 +594,16 @@ def test_an_sdk_configured_after_import_is_used_with_no_opt_in(
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert [name.split()[0] for name in out["spans"]] == spans
     assert out["metrics"] == metrics
+
+
+def test_a_provider_named_by_the_environment_is_loaded() -> None:
+    """With OTEL_PYTHON_TRACER_PROVIDER naming the SDK's provider (loaded lazily by the API on
+    the first lookup), the hook finds it although no code set a global provider."""
+    script = ("from globesms._otel import OtelHook\n"
+              "print(type(OtelHook().tracer()).__module__.startswith('opentelemetry.sdk'))\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
