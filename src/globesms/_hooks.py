@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import _log
 from ._errors import (
@@ -27,6 +28,8 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._settings import Settings
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,77 @@ def default_hooks(settings: Settings) -> list[Hook]:
 _OPERATOR_ACTION = (AccountError, AuthError, ConfigurationError, DeliveryUncertain)
 
 
+#: Operations observed outside the driver (the verification layer logs its own events).
+VERIFY_START = "verify.start"
+VERIFY_CHECK = "verify.check"
+
+
+class Observation:
+    """The observers of one call made outside the driver (a verification's start or check).
+
+    ``with Observation(hooks, call) as observed: return observed.done(result)``: leaving the
+    block ends every observer, with the result, the :class:`SmsError` (its ``attempts``) or any
+    other exception. Entered and left in the caller's thread or task, like the driver's calls.
+    """
+
+    __slots__ = ("_observers", "_result")
+
+    def __init__(self, hooks: Iterable[Hook], call: CallInfo) -> None:
+        self._observers = [hook.start(call) for hook in hooks]
+        self._result: Any = None
+
+    def __enter__(self) -> Observation:
+        return self
+
+    def done(self, result: R) -> R:
+        """Record the call's result and return it."""
+        self._result = result
+        return result
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object,
+    ) -> None:
+        for observer in self._observers:
+            if exc is None:
+                observer.succeeded(self._result, 0)
+            elif isinstance(exc, SmsError):
+                observer.failed(exc, exc.attempts)
+            else:
+                observer.interrupted(exc, 0)
+
+
 class LogHook:
-    """The default hook: today's ``sms.*`` log events, one record per meaningful moment."""
+    """The default hook: today's ``sms.*`` log events, one record per meaningful moment.
+
+    Verification calls are left to the verification layer's own ``verify.*`` events.
+    """
 
     def start(self, call: CallInfo) -> Observer:
+        if call.operation.startswith("verify."):
+            return _SILENT
         return _LogObserver(call, time.monotonic())
+
+
+class _Silent:
+    """An observer that records nothing."""
+
+    def rate_wait(self, seconds: float) -> None:
+        pass
+
+    def retry(self, error: SmsError, attempt: int, wait: float) -> None:
+        pass
+
+    def succeeded(self, result: Any, attempts: int) -> None:
+        pass
+
+    def failed(self, error: SmsError, attempts: int) -> None:
+        pass
+
+    def interrupted(self, error: BaseException, attempts: int) -> None:
+        pass
+
+
+_SILENT = _Silent()
 
 
 class _LogObserver:

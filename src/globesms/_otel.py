@@ -27,8 +27,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._errors import DeliveryUncertain, InvalidRequest, SmsError
-from ._hooks import CallInfo
+from ._errors import DeliveryUncertain, InvalidRequest, SmsError, Throttled
+from ._hooks import VERIFY_CHECK, VERIFY_START, CallInfo
 from ._version import version
 
 _context: Any
@@ -82,6 +82,8 @@ def suppress_http_spans() -> Iterator[None]:
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.27.0"
 #: Operations that send messages: counted in ``globesms.messages``.
 SENDING = frozenset({"send", "send_template", "send_batch"})
+#: Verification calls (observed by the verification layer, around its own SMS send).
+VERIFYING = frozenset({VERIFY_START, VERIFY_CHECK})
 #: Bucket boundaries (s) for the call duration: calls take milliseconds to the 15 s deadline.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
                     10.0, 15.0, 30.0)
@@ -100,7 +102,8 @@ def _recording(provider: object) -> bool:
 class Instruments:
     """The metric instruments of one meter (see ``docs/observability.md`` for each)."""
 
-    __slots__ = ("duration", "messages", "rate_wait", "retries", "segments")
+    __slots__ = ("duration", "messages", "rate_wait", "retries", "segments", "verify_checks",
+                 "verify_starts")
 
     def __init__(self, meter: Any) -> None:
         self.messages = meter.create_counter(
@@ -118,6 +121,12 @@ class Instruments:
         self.rate_wait = _histogram(
             meter, "globesms.governor.wait", "s",
             "Time an attempt waited for a slot of the rate governor.", WAIT_BUCKETS)
+        self.verify_starts = meter.create_counter(
+            "globesms.verify.starts", unit="{start}",
+            description="Verification starts, by outcome, refusal reason and country.")
+        self.verify_checks = meter.create_counter(
+            "globesms.verify.checks", unit="{check}",
+            description="Verification checks, by outcome (the check's status) and country.")
 
 
 def _histogram(meter: Any, name: str, unit: str, description: str,
@@ -273,8 +282,9 @@ class _OtelObserver:
         if tracer is None:
             self.span = None
         else:
-            attributes: dict[str, Any] = {"globesms.operation": call.operation,
-                                          **_server(call.server_address)}
+            attributes: dict[str, Any] = {"globesms.operation": call.operation}
+            if call.server_address:
+                attributes.update(_server(call.server_address))
             country = call.country
             if country is not None:
                 attributes["globesms.country"] = country
@@ -304,41 +314,59 @@ class _OtelObserver:
 
     def succeeded(self, result: Any, attempts: int) -> None:
         operation = self.call.operation
+        if operation in VERIFYING:  # a start sent its code; a check has its status
+            status = getattr(result, "status", None)
+            self._end(status if isinstance(status, str) else "sent", None, None)
+            return
         segments = getattr(result, "segments", None)
+        message_id = getattr(result, "message_id", None)
         self._end("sent" if operation in SENDING else "ok", attempts, None,
-                  _request_id(result), segments if isinstance(segments, int) else None,
-                  getattr(result, "message_id", None))
+                  request_id=_request_id(result),
+                  segments=segments if isinstance(segments, int) else None,
+                  message_id=message_id if isinstance(message_id, str) else None)
 
     def failed(self, error: SmsError, attempts: int) -> None:
+        reason = None
         if attempts == 0 and isinstance(error, InvalidRequest):
             outcome = "invalid"
         elif isinstance(error, DeliveryUncertain):
             outcome = "uncertain"
         else:
             outcome = "failed"
-        self._end(outcome, attempts, error, error.request_id, None, None)
+        if self.call.operation in VERIFYING:
+            if attempts == 0 and (isinstance(error, Throttled)
+                                  or error.code == "CountryNotAllowed"):
+                outcome, reason = "refused", error.code  # a limit or a country: nothing sent
+            self._end(outcome, None, error, reason=reason)
+            return
+        self._end(outcome, attempts, error, request_id=error.request_id)
 
     def interrupted(self, error: BaseException, attempts: int) -> None:
         cancelled = isinstance(error, (asyncio.CancelledError, KeyboardInterrupt))
-        self._end("cancelled" if cancelled else "failed", attempts, error, None, None, None)
+        verifying = self.call.operation in VERIFYING
+        self._end("cancelled" if cancelled else "failed", None if verifying else attempts, error)
 
     def _end(
-        self, outcome: str, attempts: int, error: BaseException | None, request_id: str | None,
-        segments: int | None, message_id: object,
+        self, outcome: str, attempts: int | None, error: BaseException | None, *,
+        request_id: str | None = None, segments: int | None = None,
+        message_id: str | None = None, reason: str | None = None,
     ) -> None:
         _context.detach(self.token)
         call = self.call
         failure = _error_attributes(error) if error is not None else None
         span = self.span
         if span is not None:
-            attributes: dict[str, Any] = {"globesms.outcome": outcome,
-                                          "globesms.attempts": attempts}
+            attributes: dict[str, Any] = {"globesms.outcome": outcome}
+            if attempts is not None:
+                attributes["globesms.attempts"] = attempts
             if request_id:
                 attributes["globesms.request_id"] = request_id
             if segments:
                 attributes["globesms.segments"] = segments
-            if isinstance(message_id, str) and message_id:
+            if message_id:
                 attributes["globesms.message_id"] = message_id
+            if reason:
+                attributes["globesms.verify.reason"] = reason
             if failure is not None:
                 attributes.update(failure)
                 span.set_status(_trace.Status(_trace.StatusCode.ERROR, failure["error.type"]))
@@ -347,19 +375,25 @@ class _OtelObserver:
         instruments = self.instruments
         if instruments is None:
             return
-        labels: dict[str, str] = {"globesms.operation": call.operation,
-                                  "globesms.outcome": outcome}
+        operation = call.operation
+        labels: dict[str, str] = {"globesms.operation": operation, "globesms.outcome": outcome}
         if failure is not None:
             labels["error.type"] = failure["error.type"]
         instruments.duration.record(time.perf_counter() - self.started, labels)
-        if call.operation in SENDING:
-            country = call.country
-            if country is not None:
-                labels["globesms.country"] = country
+        country = call.country
+        if country is not None:
+            labels["globesms.country"] = country
+        if operation in SENDING:
             if call.messages:
                 instruments.messages.add(call.messages, labels)
             if segments:
                 instruments.segments.add(segments, _without(labels, "globesms.outcome"))
+        elif operation in VERIFYING:
+            if reason:
+                labels["globesms.verify.reason"] = reason
+            counter = (instruments.verify_starts if operation == VERIFY_START
+                       else instruments.verify_checks)
+            counter.add(1, _without(labels, "globesms.operation"))
 
 
 def _without(labels: Mapping[str, str], key: str) -> dict[str, str]:
