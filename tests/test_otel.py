@@ -39,13 +39,16 @@ from globesms import (
     Settings,
     SmsService,
     Throttled,
+    VerificationService,
 )
 from globesms._credentials import static_credential
 from globesms._hooks import LogHook, default_hooks
 from globesms._otel import _SUPPRESS_HTTP_KEY, OtelHook
+from globesms._verify._stores import MemoryStore
 from globesms.emulator import Accept, Delay, Drop, Emulator, HttpError
 
 CODE = "483920"
+VERIFY_SECRET = "otel-test-verification-secret-0123456789"
 MAINLAND = "+86 138 0013 8000"
 MAINLAND_DIGITS = "8613800138000"
 BATCH = ["+44 7700 900001", "+44 7700 900002", "+33 6 12 34 56 78"]
@@ -375,6 +378,103 @@ def test_every_operation_has_its_span(
                       globesms__outcome="ok") == 1
 
 
+# -- verification ---------------------------------------------------------------------------------
+
+
+def verifier(sms: SmsService, **options: Any) -> VerificationService:
+    """A verification service on a memory store; conversion reports off unless asked for."""
+    return VerificationService(sms, store=MemoryStore(), secret=VERIFY_SECRET, environ={},
+                               **{"report_conversions": False, **options})
+
+
+def vcall(service: VerificationService, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``service.name(...)`` or its ``_async`` twin on a fresh event loop."""
+    if mode == "sync":
+        return getattr(service, name)(*args, **kwargs)
+    return asyncio.run(getattr(service, f"{name}_async")(*args, **kwargs))
+
+
+@SYNC_AND_ASYNC
+def test_a_verification_has_start_and_check_spans_and_conversion_metrics(
+    emulator: Emulator, make: Callable[..., SmsService], otel: Otel, mode: str
+) -> None:
+    """start, a wrong code, the right code: globesms.verify.start (the send its child),
+    globesms.verify.check twice with the check's status as outcome; starts and checks counted
+    per country, so approved checks over sent starts gives the conversion."""
+    verification = verifier(make())
+    vcall(verification, mode, "start", NUMBER)
+    code = emulator.latest_code(DIGITS)
+    assert code
+    wrong = "000000" if code != "000000" else "111111"
+    assert not vcall(verification, mode, "check", NUMBER, wrong)
+    assert vcall(verification, mode, "check", NUMBER, code)
+    start, send = otel.span("globesms.verify.start"), otel.span("globesms.send")
+    assert send.parent is not None and start.context is not None
+    assert send.parent.span_id == start.context.span_id
+    assert dict(start.attributes or {}) == {
+        "globesms.operation": "verify.start", "globesms.outcome": "sent",
+        "globesms.country": "44"}
+    checks = [span for span in otel.spans() if span.name == "globesms.verify.check"]
+    assert [(span.attributes or {})["globesms.outcome"] for span in checks] == [
+        "wrong_code", "approved"]
+    assert all(span.status.status_code is StatusCode.UNSET for span in otel.spans())
+    metrics = otel.metrics()
+    assert [(labels, unit) for labels, _, unit in metrics["globesms.verify.starts"]] == [
+        ({"globesms.outcome": "sent", "globesms.country": "44"}, "{start}")]
+    approved = otel.value("globesms.verify.checks", globesms__outcome="approved",
+                          globesms__country="44")
+    started = otel.value("globesms.verify.starts", globesms__outcome="sent",
+                         globesms__country="44")
+    assert (approved, started) == (1, 1)
+    assert otel.value("globesms.verify.checks", globesms__outcome="wrong_code") == 1
+    assert {unit for _, _, unit in metrics["globesms.verify.checks"]} == {"{check}"}
+    assert otel.value("globesms.call.duration", globesms__operation="verify.check") == 2
+
+
+@SYNC_AND_ASYNC
+def test_verification_refusals_carry_their_reason(
+    emulator: Emulator, make: Callable[..., SmsService], otel: Otel, mode: str
+) -> None:
+    """A second start within the cooldown and a start to a country not allowed: spans with
+    outcome refused, the reason, status ERROR, no send; starts counted by reason."""
+    verification = verifier(make(), allowed_countries=["GB"])
+    vcall(verification, mode, "start", NUMBER)
+    with pytest.raises(Throttled):
+        vcall(verification, mode, "start", NUMBER)
+    with pytest.raises(InvalidRecipient):
+        vcall(verification, mode, "start", "+33 6 12 34 56 78")
+    assert len(emulator.messages) == 1
+    starts = [span for span in otel.spans() if span.name == "globesms.verify.start"]
+    refused = [dict(span.attributes or {}) for span in starts
+               if (span.attributes or {})["globesms.outcome"] == "refused"]
+    assert [(a["globesms.verify.reason"], a["globesms.country"], a["error.type"])
+            for a in refused] == [("ResendCooldown", "44", "Throttled"),
+                                  ("CountryNotAllowed", "33", "InvalidRecipient")]
+    assert [span.status.status_code for span in starts] == [
+        StatusCode.UNSET, StatusCode.ERROR, StatusCode.ERROR]
+    assert otel.value("globesms.verify.starts", globesms__outcome="refused",
+                      globesms__verify__reason="ResendCooldown") == 1
+    assert otel.value("globesms.verify.starts", globesms__outcome="refused",
+                      globesms__verify__reason="CountryNotAllowed", globesms__country="33") == 1
+
+
+@SYNC_AND_ASYNC
+def test_a_verification_whose_send_fails_is_failed_not_refused(
+    emulator: Emulator, make: Callable[..., SmsService], otel: Otel, mode: str
+) -> None:
+    """Throttling by the provider on every attempt: the start is failed (the send's error), not
+    a refusal by a local limit, and the send's span has the retries."""
+    emulator.script(DIGITS, *[HttpError(429, "Throttling.User", retry_after_s=1)] * 3)
+    with pytest.raises(Throttled):
+        vcall(verifier(make()), mode, "start", NUMBER)
+    attributes = dict(otel.span("globesms.verify.start").attributes or {})
+    assert (attributes["globesms.outcome"], attributes["globesms.error.code"]) == (
+        "failed", "Throttling.User")
+    assert "globesms.verify.reason" not in attributes
+    assert len(otel.span("globesms.send").events) == 2
+    assert otel.value("globesms.verify.starts", globesms__outcome="failed") == 1
+
+
 # -- context: parenting, suppression, restoration -----------------------------------------------
 
 
@@ -501,8 +601,9 @@ def _exported_strings(otel: Otel) -> list[str]:
 def test_no_export_holds_a_number_a_text_a_code_or_a_credential(
     emulator: Emulator, make: Callable[..., SmsService], otel: Otel, mode: str
 ) -> None:
-    """Every outcome and operation, with HTTP instrumentations on: no span name, attribute,
-    status, event or metric attribute holds a number (full or masked), text, code or key."""
+    """Every outcome and operation and a verification (with its conversion report), HTTP
+    instrumentations on: no span name, attribute, status, event or metric attribute holds a
+    number (full or masked), text, verification code or key."""
     emulator.script(DIGITS, HttpError(503, "ServiceUnavailable"), Accept(),
                     HttpError(429, "Throttling.User", retry_after_s=1), Accept(),
                     Drop(after_read=True))
@@ -519,12 +620,21 @@ def test_no_export_holds_a_number_a_text_a_code_or_a_credential(
     call(make(), mode, "report_conversion", receipt.message_id, to=NUMBER)
     call(make(), mode, "status", receipt.message_id)
     call(service, mode, "report_conversion_rate", 0.3)
+    verification = verifier(make(), report_conversions=True)
+    other = "+44 7700 900777"
+    vcall(verification, mode, "start", other)
+    code = emulator.latest_code("447700900777")
+    assert code
+    vcall(verification, mode, "check", other, "000000" if code != "000000" else "111111")
+    vcall(verification, mode, "check", other, code)
+    verification.close()  # sends the queued conversion report (one more span)
     exported = _exported_strings(otel)
-    assert len(otel.spans()) == 9
+    needles = (*NEEDLES, code, "7700900777", "900777")
+    assert len(otel.spans()) == 14
     assert sum(len(span.events) for span in otel.spans()) == 2
     assert any(value.startswith("globesms.country=") for value in exported)
     assert len(exported) > 100
-    leaks = [value for value in exported if any(needle in value for needle in NEEDLES)]
+    leaks = [value for value in exported if any(needle in value for needle in needles)]
     assert leaks == []
     assert all(span.name.startswith("globesms.") for span in otel.spans())
 
