@@ -717,3 +717,26 @@ def test_a_provider_named_by_the_environment_is_loaded() -> None:
                             timeout=120, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_an_api_without_bucket_advice_still_gets_histograms() -> None:
+    """opentelemetry-api before 1.30 has no explicit_bucket_boundaries_advisory: the histograms
+    are created without it (the SDK's default buckets) instead of failing."""
+    from globesms._otel import Instruments
+
+    created: list[tuple[str, str, str]] = []
+
+    class OldMeter:
+        def create_counter(self, name: str, unit: str = "", description: str = "") -> str:
+            created.append(("counter", name, unit))
+            return name
+
+        def create_histogram(self, name: str, unit: str = "", description: str = "") -> str:
+            created.append(("histogram", name, unit))
+            return name
+
+    instruments = Instruments(OldMeter())
+    assert (instruments.duration, instruments.rate_wait) == (
+        "globesms.call.duration", "globesms.governor.wait")
+    assert ("histogram", "globesms.call.duration", "s") in created
+    assert len(created) == 7

@@ -134,7 +134,7 @@ def _histogram(meter: Any, name: str, unit: str, description: str,
     try:
         return meter.create_histogram(name, unit=unit, description=description,
                                       explicit_bucket_boundaries_advisory=buckets)
-    except TypeError:  # opentelemetry-api before 1.28 takes no advice: the SDK's buckets
+    except TypeError:  # opentelemetry-api before 1.30 takes no advice: the SDK's buckets
         return meter.create_histogram(name, unit=unit, description=description)
 
 
