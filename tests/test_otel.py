@@ -43,7 +43,7 @@ from globesms import (
 )
 from globesms._credentials import static_credential
 from globesms._hooks import LogHook, default_hooks
-from globesms._otel import _SUPPRESS_HTTP_KEY, OtelHook
+from globesms._otel import _SUPPRESS_ALL_KEY, _SUPPRESS_HTTP_KEY, OtelHook
 from globesms._verify._stores import MemoryStore
 from globesms.emulator import Accept, Delay, Drop, Emulator, HttpError
 
@@ -490,20 +490,52 @@ def test_the_span_is_a_child_of_the_callers_and_the_context_is_restored(
     async def send_async() -> tuple[Any, Any]:
         async with service:
             await service.send_async(NUMBER, TEXT)
-        return trace.get_current_span(), otel_context.get_value(_SUPPRESS_HTTP_KEY)
+        return trace.get_current_span(), suppression()
 
     with tracer.start_as_current_span("request") as parent:
         if mode == "sync":
             service.send(NUMBER, TEXT)
-            after = trace.get_current_span(), otel_context.get_value(_SUPPRESS_HTTP_KEY)
+            after = trace.get_current_span(), suppression()
         else:
             after = asyncio.run(send_async())
-    assert after == (parent, None)
+    assert after == (parent, (None, None))
     span = otel.span("globesms.send")
     assert span.parent is not None
     assert span.parent.span_id == parent.get_span_context().span_id
     assert span.context is not None
     assert span.context.trace_id == parent.get_span_context().trace_id
+
+
+def suppression() -> tuple[object, object]:
+    """The HTTP and the general instrumentation-suppression values of the current context."""
+    return otel_context.get_value(_SUPPRESS_HTTP_KEY), otel_context.get_value(_SUPPRESS_ALL_KEY)
+
+
+class ContextProbe:
+    """A hook after the OTel hook: what the context holds while a call runs."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[object, object, object]] = []
+
+    def start(self, call: Any) -> Any:
+        self.seen.append((*suppression(), trace.get_current_span().is_recording()))
+        return LogHook().start(call)
+
+
+@SYNC_AND_ASYNC
+def test_during_a_call_http_and_all_instrumentation_are_suppressed(
+    emulator: Emulator, otel: Otel, mode: str
+) -> None:
+    """While a call runs its context suppresses HTTP instrumentation and, for aiohttp
+    instrumentations before 0.60b0 (which only read that key), all instrumentation; the call's
+    span is current. Without an SDK the same two keys are set."""
+    for providers in ({"tracer_provider": otel.provider, "meter_provider": otel.meters}, {}):
+        probe = ContextProbe()
+        settings = Settings(endpoint=emulator.endpoint, protocol="http")
+        service = SmsService(settings, credential=static_credential(KEY_ID, KEY_SECRET),
+                             hooks=[OtelHook(**providers), probe])
+        call(service, mode, "send", NUMBER, TEXT)
+        assert probe.seen == [(True, True, bool(providers))]
 
 
 def test_a_cancelled_send_ends_its_span_and_restores_the_context(
@@ -532,9 +564,9 @@ def test_a_cancelled_send_ends_its_span_and_restores_the_context(
             task.uncancel()
         await canceller
         await service.aclose()
-        return trace.get_current_span(), otel_context.get_value(_SUPPRESS_HTTP_KEY)
+        return trace.get_current_span(), suppression()
 
-    assert asyncio.run(main()) == (trace.INVALID_SPAN, None)
+    assert asyncio.run(main()) == (trace.INVALID_SPAN, (None, None))
     span = otel.span("globesms.send")
     attributes = dict(span.attributes or {})
     assert span.status.status_code is StatusCode.ERROR

@@ -4,7 +4,9 @@ The SDK puts ``To`` and ``Message`` in the query string of every request, so an 
 auto-instruments ``requests``, ``urllib3`` or ``aiohttp`` would record the number and the text
 (a verification code) in its HTTP client spans' ``url.full``. :func:`suppress_http_spans` marks
 the current context with OpenTelemetry's "suppress HTTP instrumentation" key, which those
-instrumentations check before they start a span; globesms's own spans are not affected.
+instrumentations check before they start a span, and with the general "suppress
+instrumentation" key, the only one the aiohttp client instrumentation checked before its 0.60b0
+release; globesms's own spans are not affected (the SDK's tracer does not read either key).
 
 Without ``opentelemetry-api`` installed the context manager does nothing (one ``None`` check):
 an application that has no OpenTelemetry has no HTTP spans to suppress either.
@@ -54,6 +56,19 @@ _SUPPRESS_HTTP_KEY: Any = (
     if _context is not None
     else None
 )
+#: The key every instrumentation checks (``is_instrumentation_enabled``): the aiohttp client
+#: instrumentation before 0.60b0 ignores the HTTP key, so both are set.
+_SUPPRESS_ALL_KEY: Any = (
+    getattr(_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
+    if _context is not None
+    else None
+)
+
+
+def _suppressed() -> Any:
+    """The current context with HTTP client (and all library) instrumentation suppressed."""
+    return _context.set_value(_SUPPRESS_HTTP_KEY, True,
+                              _context.set_value(_SUPPRESS_ALL_KEY, True))
 
 
 def available() -> bool:
@@ -69,7 +84,7 @@ def suppress_http_spans() -> Iterator[None]:
     if _context is None:
         yield
         return
-    token = _context.attach(_context.set_value(_SUPPRESS_HTTP_KEY, True))
+    token = _context.attach(_suppressed())
     try:
         yield
     finally:
@@ -247,7 +262,7 @@ class _Suppressing:
     __slots__ = ("token",)
 
     def __init__(self) -> None:
-        self.token = _context.attach(_context.set_value(_SUPPRESS_HTTP_KEY, True))
+        self.token = _context.attach(_suppressed())
 
     def rate_wait(self, seconds: float) -> None:
         pass
@@ -278,7 +293,7 @@ class _OtelObserver:
         self.call = call
         self.instruments = instruments
         self.started = time.perf_counter() if instruments is not None else 0.0
-        context = _context.set_value(_SUPPRESS_HTTP_KEY, True)
+        context = _suppressed()
         if tracer is None:
             self.span = None
         else:
@@ -375,25 +390,29 @@ class _OtelObserver:
         instruments = self.instruments
         if instruments is None:
             return
+        # Every measurement gets its own dict: an SDK may keep the one it is given.
         operation = call.operation
         labels: dict[str, str] = {"globesms.operation": operation, "globesms.outcome": outcome}
         if failure is not None:
             labels["error.type"] = failure["error.type"]
         instruments.duration.record(time.perf_counter() - self.started, labels)
         country = call.country
-        if country is not None:
-            labels["globesms.country"] = country
         if operation in SENDING:
+            if country is not None:
+                labels = {**labels, "globesms.country": country}
             if call.messages:
                 instruments.messages.add(call.messages, labels)
             if segments:
                 instruments.segments.add(segments, _without(labels, "globesms.outcome"))
         elif operation in VERIFYING:
+            counted = _without(labels, "globesms.operation")
+            if country is not None:
+                counted["globesms.country"] = country
             if reason:
-                labels["globesms.verify.reason"] = reason
+                counted["globesms.verify.reason"] = reason
             counter = (instruments.verify_starts if operation == VERIFY_START
                        else instruments.verify_checks)
-            counter.add(1, _without(labels, "globesms.operation"))
+            counter.add(1, counted)
 
 
 def _without(labels: Mapping[str, str], key: str) -> dict[str, str]:
