@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import time
 import timeit
 from collections.abc import Callable, Sequence
@@ -78,39 +79,41 @@ def rotated(sides: dict[str, SmsService], turn: int) -> list[tuple[str, SmsServi
 
 
 def sync_cpu(sides: dict[str, SmsService], rounds: int, per_round: int) -> dict[str, float]:
-    """CPU seconds per send of each service, interleaved rounds."""
+    """CPU seconds per send of each service: the median of interleaved rounds (one round hit
+    by another process's burst does not move it)."""
     for sms in sides.values():  # warm every pool
         for _ in range(50):
             sms.send("+" + TO, TEXT)
-    totals = dict.fromkeys(sides, 0.0)
+    times: dict[str, list[float]] = {name: [] for name in sides}
     for turn in range(rounds):
         for name, sms in rotated(sides, turn):
             start = time.process_time()
             for _ in range(per_round):
                 sms.send("+" + TO, TEXT)
-            totals[name] += time.process_time() - start
-    return {name: total / (rounds * per_round) for name, total in totals.items()}
+            times[name].append((time.process_time() - start) / per_round)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def async_cpu(sides: dict[str, SmsService], rounds: int, per_round: int,
               concurrency: int) -> dict[str, float]:
-    """CPU seconds per send_async of each service, interleaved rounds on one loop."""
+    """CPU seconds per send_async of each service: the median of interleaved rounds on one
+    loop."""
 
     async def main() -> dict[str, float]:
         for sms in sides.values():
             await _bounded(concurrency * 2, concurrency, lambda sms=sms: sms.send_async(
                 "+" + TO, TEXT))
-        totals = dict.fromkeys(sides, 0.0)
+        times: dict[str, list[float]] = {name: [] for name in sides}
         for turn in range(rounds):
             for name, sms in rotated(sides, turn):
                 start = time.process_time()
                 failures = await _bounded(per_round, concurrency,
                                           lambda sms=sms: sms.send_async("+" + TO, TEXT))
-                totals[name] += time.process_time() - start
+                times[name].append((time.process_time() - start) / per_round)
                 assert failures == 0, (name, failures)
         for sms in sides.values():
             await sms.aclose()
-        return {name: total / (rounds * per_round) for name, total in totals.items()}
+        return {name: statistics.median(values) for name, values in times.items()}
 
     return asyncio.run(main())
 
@@ -144,9 +147,9 @@ def main() -> None:
           f"python={platform.python_version()}")
     sdk, shutdown = sdk_hook()
     with emulator(tls=False, delay=0.0) as plain:
-        sync = sync_cpu(services(plain, sdk), rounds=8, per_round=max(50, int(400 * scale)))
-        async_ = async_cpu(services(plain, sdk), rounds=8,
-                           per_round=max(200, int(2000 * scale)), concurrency=50)
+        sync = sync_cpu(services(plain, sdk), rounds=12, per_round=max(50, int(300 * scale)))
+        async_ = async_cpu(services(plain, sdk), rounds=12,
+                           per_round=max(200, int(1500 * scale)), concurrency=50)
     costs = hook_cost({"no SDK": OtelHook(), "SDK": sdk}, number=int(20000 * scale))
     shutdown()
     for label, cpu in (("sync", sync), ("async, 50 in flight", async_)):
