@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 from globesms import (
     InvalidRecipient,
     InvalidRequest,
@@ -26,6 +25,7 @@ from globesms import (
 from globesms._credentials import static_credential
 from globesms.emulator import Drop, Emulator, HttpError, Reply
 from globesms.emulator._segments import count_segments
+from support import KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 
 MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 MAINLAND = "+86 138 0013 8000"

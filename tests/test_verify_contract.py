@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from conftest import TEST_ENV
 from globesms import (
     DeliveryUncertain,
     InvalidRecipient,
@@ -33,6 +32,8 @@ from globesms import (
 )
 from globesms.emulator import Emulator, HttpError, Reply
 from globesms.testing import service_for
+from support import TEST_ENV
+from workers import race_worker
 
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 NUMBER = "+44 7700 900123"
@@ -457,23 +458,6 @@ def test_locked_sqlite_fails_closed(emulator: Emulator, tmp_path: Path) -> None:
 
 # -- several processes ----------------------------------------------------------------------------
 
-def _race_worker(store_spec: tuple[str, str, str], code: str, barrier: Any, results: Any) -> None:
-    """One process: build its own service and store, wait for the others, check the code."""
-    from globesms import RedisStore, Settings, SmsService, SqliteStore, VerificationService
-    from globesms.testing import static_credential
-
-    kind, where, prefix = store_spec
-    store = SqliteStore(where) if kind == "sqlite" else RedisStore(where, prefix=prefix)
-    sms = SmsService(Settings.load(environ={}, endpoint="127.0.0.1:9", protocol="http"),
-                     credential=static_credential("unused", "unused-secret"))
-    service = VerificationService(sms, store=store, secret=SECRET, environ={},
-                                  conversion_gate="off")
-    service.check(NUMBER, "000000", purpose="warm-up")  # connect before the race
-    barrier.wait(timeout=30)
-    results.put(service.check(NUMBER, code).status)
-    store.close()
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_concurrent_checks_from_processes_approve_once(
     kind: str, emulator: Emulator, tmp_path: Path, request: pytest.FixtureRequest,
@@ -492,8 +476,8 @@ def test_concurrent_checks_from_processes_approve_once(
     code = last_code(emulator)
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(6), context.Queue()
-    workers = [context.Process(target=_race_worker, args=(spec, code, barrier, results))
-               for _ in range(6)]
+    args = (spec, SECRET, NUMBER, code, barrier, results)
+    workers = [context.Process(target=race_worker, args=args) for _ in range(6)]
     for worker in workers:
         worker.start()
     statuses = [results.get(timeout=60) for _ in workers]
