@@ -32,7 +32,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 from globesms import (
     DeliveryUncertain,
     InvalidRecipient,
@@ -46,6 +45,7 @@ from globesms._hooks import LogHook, default_hooks
 from globesms._otel import _SUPPRESS_ALL_KEY, _SUPPRESS_HTTP_KEY, OtelHook
 from globesms._verify._stores import MemoryStore
 from globesms.emulator import Accept, Delay, Drop, Emulator, HttpError
+from support import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 
 CODE = "483920"
 VERIFY_SECRET = "otel-test-verification-secret-0123456789"
