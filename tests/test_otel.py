@@ -772,3 +772,94 @@ def test_an_api_without_bucket_advice_still_gets_histograms() -> None:
         "globesms.call.duration", "globesms.governor.wait")
     assert ("histogram", "globesms.call.duration", "s") in created
     assert len(created) == 7
+
+
+_NEW_USER = textwrap.dedent("""
+    import asyncio, json, sys
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    # The application's OpenTelemetry set-up, as its docs say: global providers, and the three
+    # HTTP client instrumentations on.
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    for instrumentor in (RequestsInstrumentor(), URLLib3Instrumentor(),
+                         AioHttpClientInstrumentor()):
+        instrumentor.instrument()
+
+    from globesms import DeliveryUncertain, SmsService, Throttled, VerificationService
+    from globesms.emulator import Accept, Drop, Emulator, HttpError
+    from globesms.testing import service_for
+
+    TEXT = sys.argv[1]
+    with Emulator(access_keys={"id": "secret-0123456789abcdef"}) as emulator:
+        emulator.script("447700900102", HttpError(429, "Throttling.User", retry_after_ms=10),
+                        Accept())
+        emulator.script("447700900103",
+                        *[HttpError(429, "Throttling.User", retry_after_ms=10)] * 3)
+        emulator.script("447700900104", Drop(after_read=True))
+        sms = service_for(emulator)
+        sms.send("+44 7700 900101", TEXT)
+        try:
+            sms.send("+44 7700 900103", TEXT)
+        except Throttled:
+            pass
+
+        async def async_sends():
+            async with service_for(emulator) as other:
+                await other.send_async("+44 7700 900102", TEXT)
+                try:
+                    await other.send_async("+44 7700 900104", TEXT)
+                except DeliveryUncertain:
+                    pass
+
+        asyncio.run(async_sends())
+        with VerificationService(sms, store=None, environ={
+                "GLOBESMS_VERIFY_SECRET": "new-user-verification-secret-0123456789",
+                "GLOBESMS_VERIFY_STORE": "memory://"}) as verification:
+            verification.start("+44 7700 900105")
+            code = emulator.latest_code("447700900105")
+            verification.check("+44 7700 900105", "000000" if code != "000000" else "111111")
+            verification.check("+44 7700 900105", code)
+    spans = [json.loads(span.to_json()) for span in exporter.get_finished_spans()]
+    print(json.dumps({"code": code, "spans": spans,
+                      "metrics": json.loads(reader.get_metrics_data().to_json())}))
+""")
+
+
+def test_as_a_new_user_nothing_exported_holds_a_number_text_or_code() -> None:
+    """An application with the SDK and the requests, urllib3 and aiohttp instrumentations set
+    up globally: a send, a throttled send (retried, then given up), an uncertain send and a
+    verification give the documented spans and metrics, no HTTP span, and the whole export,
+    serialised (resource, names, attributes, events, statuses, metric points), holds no number,
+    text, code or secret."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("GLOBESMS_", "OTEL_"))}
+    result = subprocess.run([sys.executable, "-c", _NEW_USER, TEXT], capture_output=True,
+                            text=True, timeout=180, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    code = out["code"]
+    assert code and code.isdigit()
+    names = sorted(span["name"] for span in out["spans"])
+    assert names == sorted(["globesms.send"] * 5 + ["globesms.verify.start"]
+                           + ["globesms.verify.check"] * 2 + ["globesms.report_conversion"])
+    dump = json.dumps(out["spans"]) + json.dumps(out["metrics"])
+    for expected in ("Throttling.User", "globesms.retry", '"uncertain"', '"approved"',
+                     "globesms.verify.starts", "globesms.verify.checks", "globesms.retries",
+                     "globesms.call.duration", '"globesms.country": "44"'):
+        assert expected in dump, expected
+    assert "http.client" not in dump
+    for needle in ("4477009001", "7700 9001", "900101", "900105", TEXT, quote(TEXT),
+                   "Your code", code, "secret-0123456789abcdef", "new-user-verification"):
+        assert needle not in dump, needle
