@@ -575,6 +575,33 @@ def test_a_cancelled_send_ends_its_span_and_restores_the_context(
     assert otel.value("globesms.messages", globesms__outcome="cancelled") == 1
 
 
+def test_an_exception_that_is_not_an_sms_error_ends_the_span_too(
+    emulator: Emulator, otel: Otel
+) -> None:
+    """A bug surfacing inside a sync call (here the injected sleep raising during a retry wait)
+    ends the span (outcome failed, error.type of the exception, ERROR) and restores the context."""
+    emulator.script(DIGITS, HttpError(503, "ServiceUnavailable"), Accept())
+
+    def broken_sleep(seconds: float) -> None:
+        raise RuntimeError("sleep failed")
+
+    settings = Settings(endpoint=emulator.endpoint, protocol="http")
+    service = SmsService(settings, credential=static_credential(KEY_ID, KEY_SECRET),
+                         hooks=[OtelHook(tracer_provider=otel.provider,
+                                         meter_provider=otel.meters)], sleep=broken_sleep)
+    with pytest.raises(RuntimeError):
+        service.send(NUMBER, TEXT)
+    assert suppression() == (None, None)
+    span = otel.span("globesms.send")
+    attributes = dict(span.attributes or {})
+    assert span.status.status_code is StatusCode.ERROR
+    assert (attributes["globesms.outcome"], attributes["error.type"],
+            attributes["globesms.attempts"]) == ("failed", "RuntimeError", 1)
+    assert [event.name for event in span.events] == ["globesms.retry"]
+    assert otel.value("globesms.messages", globesms__outcome="failed",
+                      error__type="RuntimeError") == 1
+
+
 def test_the_instrumentations_are_live(
     emulator: Emulator, tracing: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:
