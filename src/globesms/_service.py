@@ -20,7 +20,7 @@ from ._credentials import CredentialGate, CredentialSource, default_credential
 from ._driver import Driver, Governor
 from ._errors import SmsError
 from ._governor import RateGovernor
-from ._hooks import Hook, LogHook
+from ._hooks import Hook, default_hooks
 from ._operations import (
     REPORT_CONVERSION,
     REPORT_CONVERSION_RATE,
@@ -79,7 +79,7 @@ class SmsService:
                            pool_size=self.settings.max_in_flight,
                            timeouts=(self.settings.connect_timeout, self.settings.read_timeout)),
             gate=CredentialGate(credential, clock=clock) if credential is not None else None,
-            hooks=list(hooks) if hooks is not None else [LogHook()],
+            hooks=list(hooks) if hooks is not None else default_hooks(self.settings),
             governors=governors,
             sleep=sleep, async_sleep=async_sleep, clock=clock,
         )
@@ -184,7 +184,8 @@ class SmsService:
         plan = self._plan(to, message, message_type, sender, task_id, validity_period)
         for chunk in plan.chunks:
             try:
-                plan.accept(chunk, self._driver.run(SEND_BATCH, None, chunk.prepare))
+                plan.accept(chunk, self._driver.run(SEND_BATCH, None, chunk.prepare,
+                                                    len(chunk.numbers)))
             except SmsError as error:
                 plan.fail(chunk, error)
         return plan.result
@@ -198,7 +199,8 @@ class SmsService:
         plan = self._plan(to, message, message_type, sender, task_id, validity_period)
         for chunk in plan.chunks:
             try:
-                answer = await self._driver.run_async(SEND_BATCH, None, chunk.prepare)
+                answer = await self._driver.run_async(SEND_BATCH, None, chunk.prepare,
+                                                      len(chunk.numbers))
                 plan.accept(chunk, answer)
             except SmsError as error:
                 plan.fail(chunk, error)

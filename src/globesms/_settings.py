@@ -73,6 +73,7 @@ class Settings:
     quiet_sdk_logs: bool = True
     max_rate: float | None = None
     max_in_flight: int = 256
+    otel: bool = True
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -186,6 +187,7 @@ _KINDS: dict[str, type] = {
     "max_rate": float,
     "retry_uncertain": bool,
     "quiet_sdk_logs": bool,
+    "otel": bool,
 }
 
 
