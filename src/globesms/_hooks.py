@@ -185,7 +185,7 @@ class _LogObserver:
     def retry(self, error: SmsError, attempt: int, wait: float) -> None:
         call = self.call
         _log.emit(
-            logging.WARNING, _log.RETRY, f"{call.operation} to {call.to} after "
+            logging.WARNING, _log.RETRY, f"{_subject(call)} after "
             f"{type(error).__name__}", to=call.to, operation=call.operation,
             request_id=error.request_id, code=error.code, attempt=attempt,
             retry_in_ms=round(wait * 1000), outcome="retry", error_class=type(error).__name__,
@@ -221,9 +221,14 @@ class _LogObserver:
         if type(error) is SmsError:
             level = logging.ERROR
         _log.emit(
-            level, _log.FAILED, f"{call.operation} to {call.to}: {type(error).__name__}",
+            level, _log.FAILED, f"{_subject(call)}: {type(error).__name__}",
             to=call.to, operation=None if call.operation == "send" else call.operation,
             request_id=error.request_id, code=error.code, attempt=attempts,
             outcome="uncertain" if isinstance(error, DeliveryUncertain) else "failed",
             error_class=type(error).__name__, elapsed_ms=self._elapsed_ms(),
         )
+
+
+def _subject(call: CallInfo) -> str:
+    """What a record's text says the call was: ``send to +44****0123``, or ``status``."""
+    return f"{call.operation} to {call.to}" if call.to else call.operation
