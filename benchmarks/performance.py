@@ -157,7 +157,8 @@ def sync_cpu(endpoint: Endpoint, rounds: int, per_round: int) -> tuple[float, fl
 
 class Floor:
     """The least any async client that signs like the SDK pays: one pooled aiohttp session,
-    each request built and signed with the SDK's utilities, nothing else."""
+    each request built and signed with the SDK's utilities, its JSON answer read for the
+    outcome, nothing else."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -179,8 +180,8 @@ class Floor:
             dara, "ACS3-HMAC-SHA256", payload, KEY, SECRET)
         async with self.session.post(URL(DaraCore.compose_url(dara), encoded=True), data=b"",
                                      headers=dara.headers) as response:
-            await response.read()
-            if response.status != 200:
+            answer = json.loads(await response.read())  # any client must read the outcome
+            if response.status != 200 or answer.get("ResponseCode") != "OK":
                 raise RuntimeError(response.status)
 
 

@@ -26,6 +26,7 @@ from ._operations import Operation
 from ._retry import Clock, policy, should_retry
 from ._settings import Settings
 from ._transport import SDK_WARNINGS, Answer, AsyncTransport, SyncTransport
+from ._validate import mask_number
 
 R = TypeVar("R")
 
@@ -49,6 +50,7 @@ class Job(Generic[R]):
 
     request: Any
     read: Callable[[Answer, int], R]
+    to: str | None = None  # the validated recipient, masked (for observers)
 
 
 class Driver:
@@ -87,14 +89,14 @@ class Driver:
     # -- the two shells --------------------------------------------------------------------------
 
     def run(
-        self, operation: Operation, to: str | None, prepare: Callable[[], Job[R]],
+        self, operation: Operation, to: object, prepare: Callable[[], Job[R]],
         messages: int = 1,
     ) -> R:
         """Run one call (of ``messages`` messages, for the observers) in this thread."""
-        call = _Call(self, operation, to, messages)
+        call = _Call(self, operation, messages)
         with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
             try:
-                job = call.prepare(prepare)
+                job = call.prepare(prepare, to)
                 if self._gate is not None:
                     self._gate.ensure()
                 while True:
@@ -111,14 +113,14 @@ class Driver:
                 raise
 
     async def run_async(
-        self, operation: Operation, to: str | None, prepare: Callable[[], Job[R]],
+        self, operation: Operation, to: object, prepare: Callable[[], Job[R]],
         messages: int = 1,
     ) -> R:
         """Run one call to completion on the running event loop."""
-        call = _Call(self, operation, to, messages)
+        call = _Call(self, operation, messages)
         with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
             try:
-                job = call.prepare(prepare)
+                job = call.prepare(prepare, to)
                 if self._gate is not None and not self._gate.ready:
                     await asyncio.to_thread(self._gate.ensure)
                 while True:
@@ -141,7 +143,9 @@ class Driver:
                 raise _closed()
             return prepare()
         except SmsError as error:
-            _Call(self, operation, None, 0).failed(error)
+            call = _Call(self, operation, 0)
+            call.observe(None)
+            call.failed(error)
             raise
 
     async def aclose(self) -> None:
@@ -207,12 +211,10 @@ def _busy() -> TransientError:
 class _Call:
     """One public call: clock readings, attempts, the retry decision and its observers."""
 
-    __slots__ = ("_driver", "_observers", "_retrying", "_state", "attempts", "deadline_at",
-                 "operation", "started")
+    __slots__ = ("_driver", "_messages", "_observers", "_retrying", "_state", "attempts",
+                 "deadline_at", "operation", "started")
 
-    def __init__(
-        self, driver: Driver, operation: Operation, to: str | None, messages: int = 1,
-    ) -> None:
+    def __init__(self, driver: Driver, operation: Operation, messages: int = 1) -> None:
         self._driver = driver
         self.operation = operation
         self.started = driver._clock()
@@ -220,17 +222,30 @@ class _Call:
         self.attempts = 0
         self._retrying: Retrying | None = None
         self._state: RetryCallState | None = None
-        info = CallInfo(operation.name, operation.action, to, driver._endpoint, messages)
-        self._observers: list[Observer] = [hook.start(info) for hook in driver.hooks]
+        self._messages = messages
+        self._observers: list[Observer] = []
 
-    def prepare(self, prepare: Callable[[], Job[R]]) -> Job[R]:
-        if self._driver.closed:
-            raise _closed()
-        job = prepare()
-        if _guard.active:
-            refusal = _guard.refusal(self._driver._endpoint)
-            if refusal is not None:
-                raise ConfigurationError(refusal, code="TestRunGuard")
+    def observe(self, to: str | None) -> None:
+        """Start the observers, once the masked recipient is known."""
+        driver = self._driver
+        info = CallInfo(self.operation.name, self.operation.action, to, driver._endpoint,
+                        self._messages)
+        self._observers = [hook.start(info) for hook in driver.hooks]
+
+    def prepare(self, prepare: Callable[[], Job[R]], number: object) -> Job[R]:
+        """Validate; start the observers with the recipient masked (validated, or as given)."""
+        try:
+            if self._driver.closed:
+                raise _closed()
+            job = prepare()
+            if _guard.active:
+                refusal = _guard.refusal(self._driver._endpoint)
+                if refusal is not None:
+                    raise ConfigurationError(refusal, code="TestRunGuard")
+        except SmsError:
+            self.observe(None if number is None else mask_number(number))
+            raise
+        self.observe(job.to)
         return job
 
     def remaining(self) -> float:

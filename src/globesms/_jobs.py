@@ -94,7 +94,8 @@ def send(
         task_id=out.task_id, validity_period=out.validity_period,
     )
     recipient, chosen = out.recipient, out.sender
-    return Job(request, lambda answer, attempts: _receipt(answer, attempts, recipient, chosen))
+    return Job(request, lambda answer, attempts: _receipt(answer, attempts, recipient, chosen),
+               recipient.masked)
 
 
 # -- SendMessageWithTemplate -----------------------------------------------------------------------
@@ -127,7 +128,8 @@ def template(
         to=recipient.digits, from_=sign_name, template_code=code, template_param=encoded,
         validity_period=validity_period,
     )
-    return Job(request, lambda answer, attempts: _receipt(answer, attempts, recipient, None))
+    return Job(request, lambda answer, attempts: _receipt(answer, attempts, recipient, None),
+               recipient.masked)
 
 
 # -- QueryMessage ----------------------------------------------------------------------------------
@@ -186,20 +188,21 @@ def provider_time(text: object) -> datetime | None:
 
 def conversion(message_id: object, to: object, delivered: object, at: object) -> Job[Reported]:
     checked = token(message_id, "message_id", "InvalidMessageId")
-    digits = None
+    recipient = None
     if to is not None:
         try:
-            digits = parse_recipient(to).digits
+            recipient = parse_recipient(to)
         except InvalidRequest as error:
             if error.code != "MainlandNumber":
                 raise
-            digits = parse_recipient(to, mainland=True).digits
+            recipient = parse_recipient(to, mainland=True)
     if not isinstance(delivered, bool):
         raise InvalidRequest("delivered must be True or False", code="InvalidDelivered")
     request = models.SmsConversionRequest(
-        message_id=checked, to=digits, delivered=delivered, conversion_time=epoch_ms(at, "at"),
+        message_id=checked, to=recipient.digits if recipient else None, delivered=delivered,
+        conversion_time=epoch_ms(at, "at"),
     )
-    return Job(request, _reported)
+    return Job(request, _reported, recipient.masked if recipient else None)
 
 
 def conversion_rate(rate: object, at: object) -> Job[Reported]:

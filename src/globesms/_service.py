@@ -35,7 +35,6 @@ from ._retry import Clock
 from ._segments import encoding_of, segments_of
 from ._settings import Settings
 from ._transport import AsyncTransport, SyncTransport
-from ._validate import mask_number
 
 
 class SmsService:
@@ -128,7 +127,7 @@ class SmsService:
         :class:`InvalidRequest` and nothing is sent; :class:`DeliveryUncertain` means the SMS
         may have gone out. Never repeated after an uncertain outcome (unless retry_uncertain).
         """
-        return self._driver.run(SEND, mask_number(to), lambda: _jobs.send(
+        return self._driver.run(SEND, to, lambda: _jobs.send(
             self.settings, to, message, sender, message_type, task_id, validity_period))
 
     async def send_async(
@@ -141,7 +140,7 @@ class SmsService:
         Connections are pooled per service and event loop (close with :meth:`aclose` or
         ``async with``); waits never block the loop; cancelling stops the retries.
         """
-        return await self._driver.run_async(SEND, mask_number(to), lambda: _jobs.send(
+        return await self._driver.run_async(SEND, to, lambda: _jobs.send(
             self.settings, to, message, sender, message_type, task_id, validity_period))
 
     def preview(
@@ -222,7 +221,7 @@ class SmsService:
     ) -> SendReceipt:
         """Send an approved template to a Chinese mainland (+86) number, which ``send``
         refuses. ``params`` fills the template's variables (sent as JSON)."""
-        return self._driver.run(SEND_TEMPLATE, mask_number(to), lambda: _jobs.template(
+        return self._driver.run(SEND_TEMPLATE, to, lambda: _jobs.template(
             to, template_code, sign_name, params, validity_period))
 
     async def send_template_async(
@@ -230,7 +229,7 @@ class SmsService:
         params: Mapping[str, Any] | None = None, validity_period: int | None = None,
     ) -> SendReceipt:
         """:meth:`send_template` for asyncio."""
-        return await self._driver.run_async(SEND_TEMPLATE, mask_number(to), lambda: _jobs.template(
+        return await self._driver.run_async(SEND_TEMPLATE, to, lambda: _jobs.template(
             to, template_code, sign_name, params, validity_period))
 
     # -- QueryMessage ----------------------------------------------------------------------------
@@ -251,7 +250,7 @@ class SmsService:
         at: datetime | None = None,
     ) -> Reported:
         """Tell Alibaba whether the code in a message was used (``SmsConversion``)."""
-        return self._driver.run(REPORT_CONVERSION, mask_number(to) if to else None,
+        return self._driver.run(REPORT_CONVERSION, to,
                                 lambda: _jobs.conversion(message_id, to, delivered, at))
 
     async def report_conversion_async(
@@ -260,7 +259,7 @@ class SmsService:
     ) -> Reported:
         """:meth:`report_conversion` for asyncio."""
         return await self._driver.run_async(
-            REPORT_CONVERSION, mask_number(to) if to else None,
+            REPORT_CONVERSION, to,
             lambda: _jobs.conversion(message_id, to, delivered, at))
 
     def report_conversion_rate(self, rate: float, *, at: datetime | None = None) -> Reported:

@@ -289,8 +289,10 @@ def _load_aiohttp() -> None:
 
 
 def _client_timeout(connect: float, read: float) -> Any:
-    return _aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect,
-                                  sock_read=read)
+    """Per-attempt timeouts: ``sock_connect`` covers a new connection (TCP and TLS handshake),
+    ``sock_read`` the answer. No ``connect`` timer: a pooled connection is never waited for (the
+    in-flight bound equals the pool size), and each timer costs every send a loop callback."""
+    return _aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
 
 class AsyncTransport:
