@@ -165,7 +165,9 @@ class Driver:
         if not self._slots.acquire(timeout=call.slot_timeout()):
             raise _busy()
         try:
-            answer = self._sync.call(call.operation, job.request, **call.timeouts())
+            connect, read = call.timeouts()
+            answer = self._sync.call(call.operation, job.request, connect_timeout=connect,
+                                     read_timeout=read)
         finally:
             self._slots.release()
         return job.read(answer, call.attempts)
@@ -190,7 +192,9 @@ class Driver:
         else:
             await slots.acquire()
         try:
-            answer = await self._async.call(call.operation, job.request, **call.timeouts())
+            connect, read = call.timeouts()
+            answer = await self._async.call(call.operation, job.request,
+                                            connect_timeout=connect, read_timeout=read)
         finally:
             slots.release()
         return job.read(answer, call.attempts)
@@ -259,14 +263,11 @@ class _Call:
         """How long to wait for a free in-flight slot: like a connection, connect_timeout."""
         return max(0.0, min(self._driver.settings.connect_timeout, self.remaining()))
 
-    def timeouts(self) -> dict[str, float]:
+    def timeouts(self) -> tuple[float, float]:
         """This attempt's connect and read timeouts, cut to what is left of the deadline."""
         remaining = self.remaining()
         settings = self._driver.settings
-        return {
-            "connect_timeout": min(settings.connect_timeout, remaining),
-            "read_timeout": min(settings.read_timeout, remaining),
-        }
+        return min(settings.connect_timeout, remaining), min(settings.read_timeout, remaining)
 
     def next_wait(self, error: SmsError) -> float:
         """Seconds to wait before the next attempt, or raise ``error`` when there is none.

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -202,9 +203,13 @@ class OtelHook:
         self._tracing: tuple[object, Any] = (object(), None)
         self._metering: tuple[object, Instruments | None] = (object(), None)
 
-    def start(self, call: CallInfo) -> _OtelObserver | _Suppressing:
+    def start(self, call: CallInfo) -> _OtelObserver | _Suppressing | _Idle:
         tracer, instruments = self.tracer(), self.instruments()
         if tracer is None and instruments is None:
+            # Nothing of ours records. An instrumentation holding its own provider still could:
+            # suppress, unless no instrumentation package was ever imported (then none can).
+            if _INSTRUMENTATION not in sys.modules:
+                return _IDLE
             return _Suppressing()
         return _OtelObserver(call, tracer, instruments)
 
@@ -254,6 +259,32 @@ def _request_id(result: Any) -> str | None:
         return result or None
     request_id = getattr(result, "request_id", None)
     return request_id if isinstance(request_id, str) and request_id else None
+
+
+class _Idle:
+    """A call while nothing can record: no span, no metric, no instrumentation to suppress."""
+
+    __slots__ = ()
+
+    def rate_wait(self, seconds: float) -> None:
+        pass
+
+    def retry(self, error: SmsError, attempt: int, wait: float) -> None:
+        pass
+
+    def succeeded(self, result: Any, attempts: int) -> None:
+        pass
+
+    def failed(self, error: SmsError, attempts: int) -> None:
+        pass
+
+    def interrupted(self, error: BaseException, attempts: int) -> None:
+        pass
+
+
+_IDLE = _Idle()
+#: The package every OpenTelemetry instrumentation imports (requests, urllib3, aiohttp, redis...).
+_INSTRUMENTATION = "opentelemetry.instrumentation"
 
 
 class _Suppressing:

@@ -22,6 +22,7 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.request
@@ -111,7 +112,21 @@ class SdkWarnings:
         return not filters or filters[0] is not self._ENTRY
 
 
-SDK_WARNINGS = SdkWarnings()
+class _NoSdkWarnings:
+    """Before Python 3.12 the SDK's ``datetime.utcnow()`` does not warn: nothing to silence."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+SDK_WARNINGS: SdkWarnings | _NoSdkWarnings = (
+    SdkWarnings() if sys.version_info >= (3, 12) else _NoSdkWarnings()
+)
 
 
 def retry_hint(headers: Mapping[str, str]) -> float | None:
