@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class Settings:
     quiet_sdk_logs: bool = True
     max_rate: float | None = None
     max_in_flight: int = 256
+    rate_store: str | None = field(default=None, repr=False)
+    rate_instances: int = 1
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -98,6 +100,7 @@ class Settings:
             problem = check_sender(self.sender)
             if problem:
                 raise _bad("sender", self.sender, problem)
+        _check_rate_store(self.rate_store, self.rate_instances)
 
     @classmethod
     def load(
@@ -127,12 +130,12 @@ class Settings:
             raw = env.get(var)
             if raw is not None and raw.strip() != "":
                 values[key] = _parse_env(key, raw, var)
-                sources[key] = f"{var}={raw}"
+                sources[key] = f"{var}={_shown(key, raw)}"
 
         for key, value in overrides.items():
             _known(key, "Settings.load()")
             values[key] = value
-            sources[key] = f"{key}={value!r} passed to Settings.load()"
+            sources[key] = f"{key}={_shown(key, value)!r} passed to Settings.load()"
 
         try:
             return cls(**values)
@@ -154,11 +157,40 @@ _KINDS: dict[str, type] = {
     "max_rate": float,
     "retry_uncertain": bool,
     "quiet_sdk_logs": bool,
+    "rate_instances": int,
 }
+#: Settings whose value may hold a password: shown without it in errors and sources.
+_SECRET_URLS = ("rate_store",)
 
 
 def _bad(key: str, value: object, fix: str) -> ConfigurationError:
     return ConfigurationError.for_setting(key, value, fix)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """``value`` as it may appear in messages: a store URL without its user and password."""
+    if key in _SECRET_URLS and isinstance(value, str):
+        return _url_without_secret(value)
+    return value
+
+
+def _url_without_secret(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<not a URL>"
+    host = rest.rpartition("@")[2]
+    return f"{scheme}://{host}"
+
+
+def _check_rate_store(url: str | None, instances: int) -> None:
+    if instances < 1:
+        raise _bad("rate_instances", instances, "must be >= 1 (the processes sharing max_rate)")
+    if url is None:
+        return
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("redis", "rediss") or not url.partition("://")[2].strip():
+        raise _bad("rate_store", _url_without_secret(url),
+                   "must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0")
 
 
 def _known(key: str, where: str) -> None:
