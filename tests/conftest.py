@@ -17,7 +17,7 @@ from typing import Any
 _SCRUB_PREFIXES = ("GLOBESMS_", "ALIBABA_CLOUD_")
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
                "https_proxy", "all_proxy", "no_proxy", "DEBUG")
-#: Test-kit variables (GLOBESMS_TEST_REDIS_URL, GLOBESMS_REQUIRE_REDIS), kept aside before the scrub.
+#: Test-kit variables (GLOBESMS_TEST_REDIS_URL, GLOBESMS_REQUIRE_REDIS), kept before the scrub.
 TEST_ENV = {name: value for name, value in os.environ.items()
             if name.startswith(("GLOBESMS_TEST_", "GLOBESMS_REQUIRE_"))}
 for _name in list(os.environ):
