@@ -317,3 +317,42 @@ def test_failed_probe_doubles_the_back_off(own_redis: OwnRedis) -> None:
     governor.acquire(15.0)
     assert governor.using_store and len(own_redis.keys()) == 1
     governor.close()
+
+
+def test_one_script_call_decides_for_several_callers_in_order(
+    redis_url: str, prefix: str
+) -> None:
+    """reserve_many grants and refuses each budget in turn, as sequential reserve() calls."""
+    pace = Pace.for_rate(10.0)
+    store = RedisRate(redis_url, store_key("SendMessageToGlobe", ACCOUNT, prefix=prefix), pace)
+    budgets = [5.0, 0.05, 5.0, 0.0, 5.0, 0.25, 0.35]
+    decisions = store.reserve_many(budgets)
+    store.close()
+    assert [d.granted for d in decisions] == [True, False, True, False, True, False, True]
+    tat = -math.inf
+    for decision, budget in zip(decisions, budgets, strict=True):
+        expected = reserve(tat, decision.server_now, pace, budget)
+        assert decision.granted == expected.granted
+        assert decision.wait == pytest.approx(expected.wait, abs=2e-6)
+        tat = expected.tat if expected.tat is not None else tat
+
+
+def test_concurrent_async_callers_share_script_calls(own_redis: OwnRedis) -> None:
+    """Fifty tasks at once get fifty distinct slots from fewer than fifty script calls."""
+    governor = SharedGovernor(own_redis.url, rate=1000.0, operation="SendMessageToGlobe",
+                              account=ACCOUNT, grid=0.0)
+
+    async def burst() -> list[float]:
+        waits = await asyncio.gather(*[governor.acquire_async(15.0) for _ in range(50)])
+        await governor.aclose()
+        return list(waits)
+
+    waits = asyncio.run(burst())
+    governor.close()
+    client = redis.Redis(port=own_redis.port)
+    stats = client.info("commandstats")
+    client.close()
+    calls = sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+    assert 1 <= calls < 50
+    interval = Pace.for_rate(1000.0).interval
+    assert max(waits) >= 48 * interval  # fifty slots, one interval apart

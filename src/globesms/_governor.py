@@ -54,9 +54,10 @@ OPERATION_LIMITS: dict[str, float] = {
     "ConversionData": 10.0,
 }
 
-#: Seconds of scheduling lag allowed for between a granted slot and the request reaching the
-#: endpoint. Slots are spaced for ``rate / (1 + LAG_ALLOWANCE)`` so that any 1-second window at
-#: the endpoint holds at most ``rate`` starts when starts drift by up to this much.
+#: Seconds a start may drift after its slot (the wake grid plus the scheduling lag between a
+#: granted slot and the request reaching the endpoint). Slots are spaced for
+#: ``rate / (1 + LAG_ALLOWANCE)`` so that any 1-second window at the endpoint holds at most
+#: ``rate`` starts when starts drift by up to this much.
 LAG_ALLOWANCE = 0.03
 
 #: Waits are rounded up to this grid (seconds, on the governor's clock) so that sends whose slots
@@ -170,8 +171,8 @@ def coalesce(now: float, wait: float, budget: float, grid: float = WAKE_GRID) ->
     """Round ``wait`` up so the start falls on the clock's ``grid`` (never past ``budget``).
 
     Sends whose slots lie within one grid step then share one timer wake-up. Rounding up moves
-    a start later by less than ``grid`` and maps any 1-second window of starts onto a 1-second
-    window of slots (when ``1 / grid`` is whole), so it adds nothing to the count per window.
+    a start later by less than ``grid``, so it takes that much of :data:`LAG_ALLOWANCE`: 30 ms
+    covers the 5 ms grid and 25 ms of scheduling lag.
     """
     if grid <= 0 or wait <= 0:  # a free slot now starts now: no timer, no wake-up to share
         return wait
@@ -284,32 +285,46 @@ class RateGovernor:
 #: Epoch of the script's microsecond clock (2025-01-01 UTC): keeps doubles exact to < 0.01 µs.
 SCRIPT_EPOCH = 1735689600
 
-# :func:`reserve` in microseconds on the server clock. KEYS[1]: the budget's key. ARGV: interval,
-# tolerance, budget, minimum wait (all µs). Returns {granted 0/1, ceil(wait µs), floor(now µs)}.
+# :func:`reserve` in microseconds on the server clock, applied to each budget in turn: one call
+# decides for every caller of a batch. KEYS[1]: the budget's key. ARGV: interval, tolerance,
+# minimum wait, then one budget per caller (all µs). Returns {floor(now µs), then granted 0/1 and
+# ceil(wait µs) per caller}.
 RESERVE_LUA = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) - $EPOCH) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local budget = tonumber(ARGV[3])
-local not_before = now + tonumber(ARGV[4])
+local not_before = now + tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-local base = math.max(tat, now)
-local start = math.max(base - tolerance, now)
-if not_before > start then
-  start = not_before
-  base = math.max(base, not_before)
+local out = {math.floor(now)}
+local changed = false
+for i = 4, #ARGV do
+  local base = math.max(tat, now)
+  local start = math.max(base - tolerance, now)
+  if not_before > start then
+    start = not_before
+    base = math.max(base, not_before)
+  end
+  local wait = start - now
+  if wait >= tonumber(ARGV[i]) then
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = 1
+    tat = base + interval
+    changed = true
+  end
+  out[#out + 1] = math.ceil(wait)
 end
-local wait = start - now
-if wait >= budget then
-  return {0, math.ceil(wait), math.floor(now)}
+if changed then
+  redis.call('SET', KEYS[1], string.format('%.3f', tat),
+             'PX', math.ceil((tat - now) / 1000) + 1000)
 end
-local new_tat = base + interval
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat),
-           'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return {1, math.ceil(wait), math.floor(now)}
+return out
 """.replace("$EPOCH", str(SCRIPT_EPOCH))
+
+#: Most callers one script call decides for.
+MAX_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -326,9 +341,10 @@ class StoreDecision:
         return self.server_now + self.wait
 
 
-def _store_args(pace: Pace, budget: float, min_wait: float) -> list[str]:
-    budget = min(budget, 1e9)  # an unbounded budget: any slot within 30 years
-    return [_us(pace.interval), _us(pace.tolerance), _us(max(0.0, budget)), _us(max(0.0, min_wait))]
+def _store_args(pace: Pace, budgets: list[float], min_wait: float) -> list[str]:
+    # an unbounded budget is any slot within 30 years
+    return [_us(pace.interval), _us(pace.tolerance), _us(max(0.0, min_wait)),
+            *[_us(min(max(0.0, budget), 1e9)) for budget in budgets]]
 
 
 def _us(seconds: float) -> str:
@@ -336,9 +352,10 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.3f}"
 
 
-def _decision(reply: Any) -> StoreDecision:
-    granted, wait_us, now_us = reply
-    return StoreDecision(bool(int(granted)), int(wait_us) / 1e6, int(now_us) / 1e6)
+def _decisions(reply: Any) -> list[StoreDecision]:
+    now = int(reply[0]) / 1e6
+    return [StoreDecision(bool(int(reply[i])), int(reply[i + 1]) / 1e6, now)
+            for i in range(1, len(reply), 2)]
 
 
 def _redis_modules() -> Any:
@@ -420,14 +437,22 @@ class RedisRate:
         return script
 
     def reserve(self, budget: float, min_wait: float = 0.0) -> StoreDecision:
-        """One script call; raises the client's ``RedisError`` when the store fails."""
+        """One script call for one caller; raises the client's error when the store fails."""
+        return self.reserve_many([budget], min_wait)[0]
+
+    def reserve_many(self, budgets: list[float], min_wait: float = 0.0) -> list[StoreDecision]:
+        """One script call deciding for several callers, in order."""
         script = self._sync_client()
-        return _decision(script(keys=[self.key], args=_store_args(self.pace, budget, min_wait)))
+        return _decisions(script(keys=[self.key], args=_store_args(self.pace, budgets, min_wait)))
 
     async def reserve_async(self, budget: float, min_wait: float = 0.0) -> StoreDecision:
+        return (await self.reserve_many_async([budget], min_wait))[0]
+
+    async def reserve_many_async(self, budgets: list[float],
+                                 min_wait: float = 0.0) -> list[StoreDecision]:
         script = self._async_client()
-        reply = await script(keys=[self.key], args=_store_args(self.pace, budget, min_wait))
-        return _decision(reply)
+        reply = await script(keys=[self.key], args=_store_args(self.pace, budgets, min_wait))
+        return _decisions(reply)
 
     def close(self) -> None:
         with self._lock:
@@ -441,6 +466,14 @@ class RedisRate:
         script = self._async.pop(asyncio.get_running_loop(), None)
         if script is not None:
             await script.registered_client.aclose()
+
+
+class _Queue:
+    """The tasks of one event loop waiting for the next script call, and the task making it."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[float, asyncio.Future[StoreDecision]]] = []
+        self.task: asyncio.Task[None] | None = None
 
 
 class SharedGovernor:
@@ -481,6 +514,9 @@ class SharedGovernor:
         self._retry_at = 0.0
         self._backoff = STORE_RETRY_FIRST
         self._last_start = -math.inf  # this process's latest granted start, on our clock
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         state = "store" if self._up else "fallback"
@@ -503,12 +539,15 @@ class SharedGovernor:
             self._probing = True
         return True, True, max(0.0, self.fallback.backlog_end() - now)
 
-    def _granted(self, now: float, decision: StoreDecision, budget: float, probe: bool) -> float:
+    def _granted(self, asked: float, decision: StoreDecision, budget: float, probe: bool) -> float:
+        now = self._clock()  # the wait runs from the answer; the budget from the question
+        budget -= now - asked
         with self._lock:
             if probe:
                 self._up, self._probing = True, False
                 self._backoff = STORE_RETRY_FIRST
-            self._last_start = max(self._last_start, now + decision.wait)
+            if decision.granted:
+                self._last_start = max(self._last_start, now + decision.wait)
         if probe:
             logger.info("%s rate store answers again; sharing the budget", _EVENT_RESTORED,
                         extra={"event": _EVENT_RESTORED, "operation": self.operation,
@@ -560,12 +599,52 @@ class SharedGovernor:
         ask, probe, min_wait = self._route(now)
         if ask:
             try:
-                decision = await self.store.reserve_async(budget, min_wait)
+                if probe:
+                    decision = await self.store.reserve_async(budget, min_wait)
+                else:
+                    decision = await self._batched(now + budget)
             except self.store.errors as error:
                 self._failed(now, error, probe)
             else:
                 return self._granted(now, decision, budget, probe)
         return self._local(budget - (self._clock() - now))
+
+    async def _batched(self, deadline: float) -> StoreDecision:
+        """Join this event loop's next script call: one call decides for every task waiting."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue()
+        future: asyncio.Future[StoreDecision] = loop.create_future()
+        queue.waiting.append((deadline, future))
+        if queue.task is None:
+            queue.task = loop.create_task(self._drain(queue))
+        return await future
+
+    async def _drain(self, queue: _Queue) -> None:
+        try:
+            while queue.waiting:
+                batch = queue.waiting[:MAX_BATCH]
+                del queue.waiting[:MAX_BATCH]
+                now = self._clock()
+                try:
+                    decisions = await self.store.reserve_many_async(
+                        [deadline - now for deadline, _ in batch])
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), decision in zip(batch, decisions, strict=True):
+                    if not future.done():
+                        future.set_result(decision)
+        except BaseException:
+            for _, future in queue.waiting:
+                future.cancel()
+            queue.waiting.clear()
+            raise
+        finally:
+            queue.task = None
 
     def close(self) -> None:
         self.store.close()
