@@ -136,9 +136,11 @@ def test_refusal_carries_the_exact_retry_after(redis_url: str, prefix: str) -> N
     governor.close()
 
 
-def _grant_worker(url: str, key: str, rate: float, count: int, out: Any) -> None:
+def _grant_worker(url: str, key: str, rate: float, count: int, out: Any, ready: Any) -> None:
     """In a child process: ``count`` reservations, sending back their starts (server clock)."""
     store = RedisRate(url, key, Pace.for_rate(rate))
+    store.reserve_many([], 0.0)  # connect and load the script before the common start
+    ready.wait(timeout=60)
     out.put([store.reserve(math.inf).start for _ in range(count)])
     store.close()
 
@@ -148,8 +150,9 @@ def test_processes_share_one_budget_exactly(redis_url: str, prefix: str) -> None
     rate, per_process = 400.0, 300
     key = store_key("SendMessageToGlobe", ACCOUNT, prefix=prefix)
     context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    workers = [context.Process(target=_grant_worker, args=(redis_url, key, rate, per_process, out))
+    out, ready = context.Queue(), context.Barrier(4)
+    workers = [context.Process(target=_grant_worker,
+                               args=(redis_url, key, rate, per_process, out, ready))
                for _ in range(4)]
     for worker in workers:
         worker.start()
