@@ -230,3 +230,14 @@ def test_store_password_never_appears_in_repr_or_errors() -> None:
         Settings.load(environ={}, endpoint="127.0.0.1:1",
                       rate_store=f"tcp://app:{secret}@cache:1")
     assert secret not in str(again.value)
+
+
+def test_clock_link_measures_how_late_an_answer_arrives() -> None:
+    """An answer 7 ms slower than the quickest recent one is 7 ms late; old minima expire."""
+    from globesms._governor import ClockLink
+
+    link = ClockLink(period=1.0)
+    assert link.delay(100.000, 50.000) == 0.0
+    assert link.delay(100.012, 50.005) == pytest.approx(0.007)
+    assert link.delay(101.200, 51.195) == pytest.approx(0.005)  # last period's minimum counts
+    assert link.delay(102.300, 52.295) == pytest.approx(0.0)  # two periods on, it is gone

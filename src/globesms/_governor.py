@@ -468,6 +468,30 @@ class RedisRate:
             await script.registered_client.aclose()
 
 
+class ClockLink:
+    """How late an answer of the store reaches us, to start on the slot and not after it.
+
+    ``our clock - server clock`` is smallest for the quickest answers; the excess over the
+    smallest seen in the last one to two seconds is time the answer spent queued (event loop,
+    scheduler), which the wait need not add again. The window follows clock drift.
+    """
+
+    def __init__(self, period: float = 1.0) -> None:
+        self._period = period
+        self._since = -math.inf
+        self._current = math.inf
+        self._previous = math.inf
+
+    def delay(self, local: float, server: float) -> float:
+        """Seconds this answer is later than the quickest recent one (>= 0)."""
+        sample = local - server
+        if local - self._since >= self._period:
+            self._previous, self._current, self._since = self._current, sample, local
+        elif sample < self._current:
+            self._current = sample
+        return sample - min(self._current, self._previous)
+
+
 class _Queue:
     """The tasks of one event loop waiting for the next script call, and the task making it."""
 
@@ -514,6 +538,7 @@ class SharedGovernor:
         self._retry_at = 0.0
         self._backoff = STORE_RETRY_FIRST
         self._last_start = -math.inf  # this process's latest granted start, on our clock
+        self._link = ClockLink()
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
             weakref.WeakKeyDictionary()
         )
@@ -546,15 +571,17 @@ class SharedGovernor:
             if probe:
                 self._up, self._probing = True, False
                 self._backoff = STORE_RETRY_FIRST
+            late = self._link.delay(now, decision.server_now)
+            wait = max(0.0, decision.wait - late)
             if decision.granted:
-                self._last_start = max(self._last_start, now + decision.wait)
+                self._last_start = max(self._last_start, now + wait)
         if probe:
             logger.info("%s rate store answers again; sharing the budget", _EVENT_RESTORED,
                         extra={"event": _EVENT_RESTORED, "operation": self.operation,
                                "store": safe_url(self.store.url)})
         if not decision.granted:
             raise throttled(decision.wait)
-        return coalesce(now, decision.wait, budget, self._grid)
+        return coalesce(now, wait, budget, self._grid)
 
     def _failed(self, now: float, error: BaseException, probe: bool) -> None:
         with self._lock:
