@@ -25,7 +25,8 @@ if _typing.TYPE_CHECKING:
         TransientError,
     )
     from ._log import JsonFormatter
-    from ._service import SendReceipt, SmsService
+    from ._results import SendReceipt
+    from ._service import SmsService
     from ._settings import Settings
 
 __version__ = _version("globesms")
@@ -47,7 +48,7 @@ _ERRORS = (
 _HOMES: dict[str, str] = {
     **dict.fromkeys(_ERRORS, "._errors"),
     "JsonFormatter": "._log",
-    "SendReceipt": "._service",
+    "SendReceipt": "._results",
     "SmsService": "._service",
     "Settings": "._settings",
 }

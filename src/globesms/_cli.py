@@ -40,7 +40,8 @@ from ._errors import (
     TransientError,
 )
 from ._log import JsonFormatter
-from ._service import SendReceipt, SmsService
+from ._results import SendReceipt
+from ._service import SmsService
 from ._settings import Settings
 from ._validate import MESSAGE_TYPES, mask_number
 

@@ -386,30 +386,118 @@ def _names(exc: BaseException) -> set[str]:
     }
 
 
-# Transport classes by what they prove. Names, not imports: the sync (requests/urllib3) and async
-# (aiohttp) stacks are both covered without importing either here.
-_CERT_FAILURES = {"ssl.SSLCertVerificationError"}
-_CREDENTIAL_FAILURES = {"alibabacloud_credentials.exceptions.CredentialException"}
-_UNCERTAIN = {
-    "requests.exceptions.ReadTimeout",
-    "urllib3.exceptions.ReadTimeoutError",
-    "aiohttp.client_exceptions.SocketTimeoutError",
-    "aiohttp.client_exceptions.ServerDisconnectedError",
-    "urllib3.exceptions.ProtocolError",
-    "http.client.RemoteDisconnected",
-    "requests.exceptions.ChunkedEncodingError",
+@dataclass(frozen=True)
+class TransportRule:
+    """What one transport exception class proves about a request."""
+
+    error: type[SmsError]
+    code: str
+    hint: str | None = None
+
+
+_UNCERTAIN_HINT = (
+    "no complete answer arrived after the request was sent; the SMS may have gone out, check "
+    "delivery before resending"
+)
+_NO_RESPONSE = TransportRule(DeliveryUncertain, "NoResponse", _UNCERTAIN_HINT)
+_CONNECT = TransportRule(NetworkError, "ConnectFailed")
+_CERT = TransportRule(
+    ConfigurationError, "TlsCertificateUntrusted",
+    "the endpoint's TLS certificate is not trusted; set ca_file (GLOBESMS_CA_FILE) to its CA "
+    "bundle",
+)
+_BAD_URL = TransportRule(
+    ConfigurationError, "InvalidEndpoint", "the endpoint is not a usable host[:port]; fix endpoint",
+)
+_REDIRECT = TransportRule(
+    ConfigurationError, "UnexpectedRedirect",
+    "the endpoint answered with a redirect, which is not followed; set endpoint to the API host "
+    "itself",
+)
+
+#: Transport exception classes (qualified names: no stack is imported here) and what each
+#: proves. Every class in an exception's chain and MRO is looked up; when several match, the
+#: error class ranked first in :data:`TRANSPORT_PRECEDENCE` wins.
+TRANSPORT_RULES: dict[str, TransportRule] = {
+    # The credential chain failed: nothing was signed.
+    "alibabacloud_credentials.exceptions.CredentialException": TransportRule(
+        ConfigurationError, "NoCredentials", None),
+    # A caller's warning filter turned a warning inside the SDK into an error before sending.
+    "builtins.Warning": TransportRule(
+        ConfigurationError, "WarningAsError",
+        "a warning filter turned a warning inside the Alibaba SDK into an error before the "
+        "request was sent; nothing was sent, exempt the SDK's modules from that filter",
+    ),
+    # TLS trust and URL problems are configuration, found before anything was written.
+    "ssl.SSLCertVerificationError": _CERT,
+    "aiohttp.client_exceptions.ClientConnectorCertificateError": _CERT,
+    "aiohttp.client_exceptions.ServerFingerprintMismatch": _CERT,
+    "requests.exceptions.InvalidURL": _BAD_URL,
+    "requests.exceptions.MissingSchema": _BAD_URL,
+    "requests.exceptions.InvalidSchema": _BAD_URL,
+    "urllib3.exceptions.LocationValueError": _BAD_URL,
+    "aiohttp.client_exceptions.InvalidURL": _BAD_URL,
+    "requests.exceptions.TooManyRedirects": _REDIRECT,
+    "aiohttp.client_exceptions.TooManyRedirects": _REDIRECT,
+    "aiohttp.client_exceptions.RedirectClientError": _REDIRECT,
+    # The request may have been written and processed: no complete answer arrived.
+    "requests.exceptions.ReadTimeout": _NO_RESPONSE,
+    "urllib3.exceptions.ReadTimeoutError": _NO_RESPONSE,
+    "urllib3.exceptions.ProtocolError": _NO_RESPONSE,
+    "urllib3.exceptions.DecodeError": _NO_RESPONSE,
+    "urllib3.exceptions.ResponseError": _NO_RESPONSE,
+    "requests.exceptions.ChunkedEncodingError": _NO_RESPONSE,
+    "requests.exceptions.ContentDecodingError": _NO_RESPONSE,
+    "http.client.HTTPException": _NO_RESPONSE,
+    "builtins.ConnectionResetError": _NO_RESPONSE,
+    "builtins.ConnectionAbortedError": _NO_RESPONSE,
+    "builtins.BrokenPipeError": _NO_RESPONSE,
+    "aiohttp.client_exceptions.ServerTimeoutError": _NO_RESPONSE,
+    "aiohttp.client_exceptions.ServerDisconnectedError": _NO_RESPONSE,
+    "aiohttp.client_exceptions.ClientPayloadError": _NO_RESPONSE,
+    "aiohttp.client_exceptions.ClientOSError": _NO_RESPONSE,
+    "aiohttp.client_exceptions.ClientResponseError": _NO_RESPONSE,
+    # Failed before the request was written: nothing was sent.
+    "requests.exceptions.ConnectTimeout": _CONNECT,
+    "urllib3.exceptions.ConnectTimeoutError": _CONNECT,  # NewConnectionError, NameResolution
+    "urllib3.exceptions.PoolError": _CONNECT,  # empty, full or closed pool
+    "requests.exceptions.ProxyError": _CONNECT,
+    "urllib3.exceptions.ProxyError": _CONNECT,
+    "requests.exceptions.SSLError": _CONNECT,
+    "urllib3.exceptions.SSLError": _CONNECT,
+    "ssl.SSLError": _CONNECT,
+    "socket.gaierror": _CONNECT,
+    "builtins.ConnectionRefusedError": _CONNECT,
+    "aiohttp.client_exceptions.ConnectionTimeoutError": _CONNECT,
+    "aiohttp.client_exceptions.ClientConnectorError": _CONNECT,
+    "aiohttp.client_exceptions.ClientSSLError": _CONNECT,
 }
-_NOT_SENT = {
-    "requests.exceptions.ConnectTimeout",
-    "urllib3.exceptions.ConnectTimeoutError",  # NewConnectionError and NameResolutionError too
-    "aiohttp.client_exceptions.ConnectionTimeoutError",
-    "aiohttp.client_exceptions.ClientConnectorError",
-    "requests.exceptions.SSLError",
-    "ssl.SSLError",
-    "requests.exceptions.ProxyError",
-    "socket.gaierror",
-    "builtins.ConnectionRefusedError",
-}
+
+#: When an exception chain matches several rules, the first class here wins: a configuration
+#: problem explains the rest, and "may have been sent" outranks "not sent".
+TRANSPORT_PRECEDENCE: tuple[type[SmsError], ...] = (
+    ConfigurationError, DeliveryUncertain, NetworkError,
+)
+
+
+def transport_rule(exc: BaseException) -> TransportRule | None:
+    """The winning rule for an exception and everything it wraps, if any matches."""
+    best: TransportRule | None = None
+    for error in _chain(exc):
+        for klass in type(error).__mro__:
+            rule = TRANSPORT_RULES.get(f"{klass.__module__}.{klass.__qualname__}")
+            if rule is not None:
+                if best is None or _rank(rule) < _rank(best):
+                    best = rule
+                break  # the most derived class of this exception decides for it
+    return best
+
+
+def _rank(rule: TransportRule) -> int:
+    for rank, error in enumerate(TRANSPORT_PRECEDENCE):
+        if issubclass(rule.error, error):
+            return rank
+    return len(TRANSPORT_PRECEDENCE)  # pragma: no cover - every rule's class is ranked
 
 
 def error_for_exception(exc: BaseException, *, http_status: int | None = None) -> SmsError:
@@ -418,12 +506,15 @@ def error_for_exception(exc: BaseException, *, http_status: int | None = None) -
     ``http_status`` is the status the transport saw, when known, for answers the SDK could not
     parse.
     """
-    code = getattr(exc, "code", None)
-    status = getattr(exc, "status_code", None)
+    # Instance attributes only: aiohttp's deprecated ``code`` property would warn (an error
+    # under -W error) while we map.
+    attributes = getattr(exc, "__dict__", {})
+    code = attributes.get("code")
+    status = attributes.get("status_code")
     if isinstance(status, int) and isinstance(code, str):
         # An HTTP error answer the SDK parsed (ClientException, ServerException, Throttling).
-        request_id = getattr(exc, "request_id", None)
-        retry_ms = getattr(exc, "retry_after", None)
+        request_id = attributes.get("request_id")
+        retry_ms = attributes.get("retry_after")
         return error_for_code(
             None if code == "None" else code,
             http_status=status,
@@ -432,24 +523,10 @@ def error_for_exception(exc: BaseException, *, http_status: int | None = None) -
         )
     if code == "InvalidCredentials":
         return ConfigurationError(NO_CREDENTIALS_HINT, code="NoCredentials")
-    names = _names(exc)
-    if names & _CREDENTIAL_FAILURES:
-        return ConfigurationError(NO_CREDENTIALS_HINT, code="NoCredentials")
-    if names & _CERT_FAILURES:
-        return ConfigurationError(
-            "the endpoint's TLS certificate is not trusted; set ca_file (GLOBESMS_CA_FILE) to "
-            "its CA bundle",
-            code="TlsCertificateUntrusted",
-        )
-    if names & _UNCERTAIN:
-        return DeliveryUncertain(
-            "no complete answer arrived after the request was sent; the SMS may have gone out, "
-            "check delivery before resending",
-            code="NoResponse",
-            http_status=http_status,
-        )
-    if names & _NOT_SENT:
-        return NetworkError(code="ConnectFailed")
+    rule = transport_rule(exc)
+    if rule is not None:
+        hint = NO_CREDENTIALS_HINT if rule.code == "NoCredentials" else rule.hint
+        return rule.error(hint, code=rule.code, http_status=http_status)
     if http_status is not None and 300 <= http_status < 400:
         return redirect_error(http_status)
     status_rule = STATUS_RULES.get(http_status) if http_status is not None else None
@@ -472,12 +549,7 @@ def error_for_exception(exc: BaseException, *, http_status: int | None = None) -
 def redirect_error(http_status: int) -> ConfigurationError:
     """The endpoint answered with a redirect, which globesms never follows (the request carries the
     number and text, and a replayed signed request is refused anyway)."""
-    return ConfigurationError(
-        "the endpoint answered with a redirect, which is not followed; set endpoint to the "
-        "API host itself",
-        code="UnexpectedRedirect",
-        http_status=http_status,
-    )
+    return ConfigurationError(_REDIRECT.hint, code=_REDIRECT.code, http_status=http_status)
 
 
 NO_CREDENTIALS_HINT = (

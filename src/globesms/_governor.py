@@ -279,6 +279,17 @@ class RateGovernor:
     def reserve(self, deadline: float) -> float:
         return self._inner.acquire(deadline - self._clock())
 
+    def acquire(self, budget: float) -> float:
+        """Reserve a slot starting within ``budget`` seconds; return the seconds to wait for it."""
+        return self._inner.acquire(budget)
+
+    async def acquire_async(self, budget: float) -> float:
+        """:meth:`acquire` for async callers (the decision never blocks)."""
+        return self._inner.acquire(budget)
+
+    def close(self) -> None:
+        pass
+
 
 # -- in Redis -------------------------------------------------------------------------------------
 

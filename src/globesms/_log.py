@@ -36,6 +36,7 @@ INVALID = "sms.invalid"
 #: The fields a record may carry in ``extra``.
 FIELDS = (
     "event",
+    "operation",
     "to",
     "request_id",
     "message_id",

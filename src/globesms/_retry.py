@@ -9,14 +9,12 @@ hint (``retry_after``) replaces the computed wait. Every call is bounded by ``ma
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from tenacity import (
-    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
@@ -69,56 +67,49 @@ class _Backoff(wait_base):
 
 
 class _Deadline(stop_base):
-    """Stop when the next attempt could not start before the deadline."""
+    """Stop when the next attempt could not start with ``window`` seconds left before the deadline.
 
-    def __init__(self, deadline: float, clock: Clock, started: float) -> None:
-        self._end = started + deadline
+    An attempt that starts with milliseconds left turns a clean, unsent failure into an uncertain
+    outcome; the last (provably unsent) error is raised instead.
+    """
+
+    def __init__(self, deadline: float, clock: Clock, started: float, window: float) -> None:
+        self._end = started + deadline - window
         self._clock = clock
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self._clock() + retry_state.upcoming_sleep >= self._end
 
 
-def _components(
-    settings: Settings, clock: Clock, started: float, rng: Callable[[float, float], float]
-) -> dict[str, Any]:
-    retry_uncertain = settings.retry_uncertain
-    return {
-        "retry": retry_if_exception(lambda exc: should_retry(exc, retry_uncertain)),
-        "stop": (
-            stop_after_attempt(settings.max_attempts)
-            | _Deadline(settings.deadline, clock, started)
-        ),
-        "wait": _Backoff(rng),
-        "reraise": True,
-    }
+def _no_sleep(seconds: float) -> None:
+    """The driver sleeps (sync or async) between attempts; tenacity only decides."""
 
 
 def policy(
     settings: Settings,
     *,
-    sleep: Callable[[float], None] = time.sleep,
     clock: Clock = time.monotonic,
     started: float,
+    window: float = 0.0,
+    retry_uncertain: bool | None = None,
     before_sleep: Callable[[RetryCallState], None] | None = None,
     rng: Callable[[float, float], float] = random.uniform,
 ) -> Retrying:
-    """A tenacity ``Retrying`` for one send that began at ``started`` (a ``clock`` reading)."""
+    """The tenacity policy for one call that began at ``started`` (a ``clock`` reading).
+
+    The driver feeds it each failure (``Retrying.iter``) and sleeps for the wait it returns, so
+    sync and async calls share one policy object. ``retry_uncertain`` defaults to the setting;
+    operations that are safe to repeat pass True.
+    """
+    uncertain = settings.retry_uncertain if retry_uncertain is None else retry_uncertain
     return Retrying(
-        sleep=sleep, before_sleep=before_sleep, **_components(settings, clock, started, rng)
-    )
-
-
-def async_policy(
-    settings: Settings,
-    *,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    clock: Clock = time.monotonic,
-    started: float,
-    before_sleep: Callable[[RetryCallState], None] | None = None,
-    rng: Callable[[float, float], float] = random.uniform,
-) -> AsyncRetrying:
-    """The same policy for ``send_async``: waits never block the event loop."""
-    return AsyncRetrying(
-        sleep=sleep, before_sleep=before_sleep, **_components(settings, clock, started, rng)
+        sleep=_no_sleep,
+        before_sleep=before_sleep,
+        retry=retry_if_exception(lambda exc: should_retry(exc, uncertain)),
+        stop=(
+            stop_after_attempt(settings.max_attempts)
+            | _Deadline(settings.deadline, clock, started, window)
+        ),
+        wait=_Backoff(rng),
+        reraise=True,
     )

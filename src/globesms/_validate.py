@@ -62,8 +62,12 @@ def _country_code(digits: str) -> int | None:
     return None
 
 
-def parse_recipient(to: object) -> Recipient:
-    """Normalise ``to`` to international digits or raise :class:`InvalidRecipient`."""
+def parse_recipient(to: object, *, mainland: bool = False) -> Recipient:
+    """Normalise ``to`` to international digits or raise :class:`InvalidRecipient`.
+
+    ``mainland=False`` (SendMessageToGlobe) refuses Chinese mainland numbers; ``mainland=True``
+    (SendMessageWithTemplate) accepts only them.
+    """
     if not isinstance(to, str):
         raise InvalidRecipient(
             f"to must be a string such as '+44 7700 900123', not {type(to).__name__}",
@@ -83,7 +87,12 @@ def parse_recipient(to: object) -> Recipient:
             "format, e.g. '+44 7700 900123' (no leading 00 or trunk 0)",
             code="InvalidTo",
         )
-    if country_code == _MAINLAND:
+    if mainland and country_code != _MAINLAND:
+        raise InvalidRecipient(
+            "send_template reaches Chinese mainland (+86) numbers only; use send for this number",
+            code="NotMainlandNumber",
+        )
+    if not mainland and country_code == _MAINLAND:
         raise InvalidRecipient(
             "SendMessageToGlobe cannot reach Chinese mainland (+86) numbers; use Alibaba Cloud's "
             "mainland SMS API for them",
@@ -92,7 +101,7 @@ def parse_recipient(to: object) -> Recipient:
     return Recipient(digits, country_code)
 
 
-def _is_unicode(text: str) -> bool:
+def is_valid_unicode(text: str) -> bool:
     """Whether ``text`` can be sent: lone surrogates cannot be encoded as UTF-8."""
     try:
         text.encode("utf-8")
@@ -142,7 +151,7 @@ def validate(
                              code="InvalidMessage")
     if not message.strip():
         raise InvalidRequest("message is empty; give the text to send", code="InvalidMessage")
-    if not _is_unicode(message):
+    if not is_valid_unicode(message):
         raise InvalidRequest(
             "message holds text that is not valid Unicode (a lone surrogate, e.g. from "
             "undecodable input bytes); decode the input as UTF-8 first",
@@ -166,7 +175,7 @@ def validate(
     if task_id is not None and (
         not isinstance(task_id, str)
         or not 1 <= len(task_id) <= MAX_TASK_ID
-        or not _is_unicode(task_id)
+        or not is_valid_unicode(task_id)
     ):
         raise InvalidRequest(f"task_id must be a string of 1-{MAX_TASK_ID} Unicode characters",
                              code="InvalidTaskId")

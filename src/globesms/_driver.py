@@ -1,0 +1,278 @@
+"""The one attempt driver behind every operation, sync and async.
+
+A public call hands the driver an :class:`Operation` and a ``prepare`` function that validates the
+arguments and returns a :class:`Job` (the SDK request model and how to read the answer). The
+driver owns everything else, once: validation logging, the deadline and per-attempt timeouts, the
+rate governor, the in-flight bound, the first attempt outside tenacity, the one retry policy and
+the observers. ``run`` and ``run_async`` are thin I/O shells over :class:`_Call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from tenacity import DoSleep, RetryCallState, Retrying
+
+from . import _log
+from ._credentials import CredentialGate
+from ._errors import ConfigurationError, SmsError, TransientError
+from ._hooks import CallInfo, Hook, Observer
+from ._operations import Operation
+from ._retry import Clock, policy, should_retry
+from ._settings import Settings
+from ._transport import SDK_WARNINGS, Answer, AsyncTransport, SyncTransport
+
+R = TypeVar("R")
+
+#: The least time an attempt after a wait must have left before the deadline: less than this and
+#: a provider that accepts the message could not answer in time (an uncertain outcome for a send
+#: that had a clean, unsent failure). Capped by half the deadline and by read_timeout.
+MIN_ATTEMPT_WINDOW = 1.0
+
+
+class Governor(Protocol):
+    """A send-rate budget: a start slot within ``budget`` seconds, from sync or async code."""
+
+    def acquire(self, budget: float) -> float: ...
+
+    async def acquire_async(self, budget: float) -> float: ...
+
+
+@dataclass(frozen=True)
+class Job(Generic[R]):
+    """One validated request and how to read its answer into a result (or raise)."""
+
+    request: Any
+    read: Callable[[Answer, int], R]
+
+
+class Driver:
+    """Runs jobs of every operation with the service's transports, limits and hooks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sync: SyncTransport,
+        async_: AsyncTransport,
+        *,
+        gate: CredentialGate | None,
+        hooks: list[Hook],
+        governors: dict[Operation, Governor],
+        sleep: Callable[[float], None],
+        async_sleep: Callable[[float], Awaitable[None]],
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self._sync = sync
+        self._async = async_
+        self._gate = gate
+        self.hooks = hooks
+        self._governors = governors
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+        self._clock = clock
+        self.closed = False
+        self._window = min(MIN_ATTEMPT_WINDOW, settings.deadline / 2, settings.read_timeout)
+        self._slots = threading.BoundedSemaphore(settings.max_in_flight)
+        self._async_slots: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
+
+    # -- the two shells --------------------------------------------------------------------------
+
+    def run(self, operation: Operation, to: str | None, prepare: Callable[[], Job[R]]) -> R:
+        """Run one call to completion in this thread."""
+        call = _Call(self, operation, to)
+        with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
+            try:
+                job = call.prepare(prepare)
+                if self._gate is not None:
+                    self._gate.ensure()
+                while True:
+                    try:
+                        return call.succeeded(self._attempt(call, job))
+                    except SmsError as error:
+                        wait = call.next_wait(error)
+                    self._sleep(wait)
+            except SmsError as error:
+                call.failed(error)
+                raise
+
+    async def run_async(
+        self, operation: Operation, to: str | None, prepare: Callable[[], Job[R]],
+    ) -> R:
+        """Run one call to completion on the running event loop."""
+        call = _Call(self, operation, to)
+        with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
+            try:
+                job = call.prepare(prepare)
+                if self._gate is not None and not self._gate.ready:
+                    await asyncio.to_thread(self._gate.ensure)
+                while True:
+                    try:
+                        return call.succeeded(await self._attempt_async(call, job))
+                    except SmsError as error:
+                        wait = call.next_wait(error)
+                    await self._async_sleep(wait)
+            except SmsError as error:
+                call.failed(error)
+                raise
+
+    def validated(self, operation: Operation, prepare: Callable[[], R]) -> R:
+        """Only the validation of a call (a batch's plan): invalid input is observed, raised."""
+        try:
+            if self.closed:
+                raise _closed()
+            return prepare()
+        except SmsError as error:
+            _Call(self, operation, None).failed(error)
+            raise
+
+    async def aclose(self) -> None:
+        """Close this event loop's connection pool."""
+        await self._async.aclose()
+
+    # -- one attempt -----------------------------------------------------------------------------
+
+    def _attempt(self, call: _Call, job: Job[R]) -> R:
+        call.attempts += 1
+        governor = self._governors.get(call.operation)
+        if governor is not None:
+            wait = governor.acquire(call.rate_budget())
+            if wait > 0:
+                self._sleep(wait)
+        if not self._slots.acquire(timeout=call.slot_timeout()):
+            raise _busy()
+        try:
+            answer = self._sync.call(call.operation, job.request, **call.timeouts())
+        finally:
+            self._slots.release()
+        return job.read(answer, call.attempts)
+
+    async def _attempt_async(self, call: _Call, job: Job[R]) -> R:
+        call.attempts += 1
+        governor = self._governors.get(call.operation)
+        if governor is not None:
+            wait = await governor.acquire_async(call.rate_budget())
+            if wait > 0:
+                await self._async_sleep(wait)
+        loop = asyncio.get_running_loop()
+        slots = self._async_slots.get(loop)
+        if slots is None:
+            slots = self._async_slots[loop] = asyncio.Semaphore(self.settings.max_in_flight)
+        if slots.locked():  # only a full bound pays for a timed wait (a task and a loop hop)
+            try:
+                await asyncio.wait_for(slots.acquire(), timeout=call.slot_timeout())
+            except asyncio.TimeoutError:
+                raise _busy() from None
+        else:
+            await slots.acquire()
+        try:
+            answer = await self._async.call(call.operation, job.request, **call.timeouts())
+        finally:
+            slots.release()
+        return job.read(answer, call.attempts)
+
+
+def _closed() -> ConfigurationError:
+    return ConfigurationError("this SmsService is closed; build a new one", code="ServiceClosed")
+
+
+def _busy() -> TransientError:
+    return TransientError(
+        "max_in_flight requests were already running for connect_timeout; nothing was sent, "
+        "retry later or raise max_in_flight",
+        code="LocalBusy",
+    )
+
+
+class _Call:
+    """One public call: clock readings, attempts, the retry decision and its observers."""
+
+    __slots__ = ("_driver", "_observers", "_retrying", "_state", "attempts", "deadline_at",
+                 "operation", "started")
+
+    def __init__(self, driver: Driver, operation: Operation, to: str | None) -> None:
+        self._driver = driver
+        self.operation = operation
+        self.started = driver._clock()
+        self.deadline_at = self.started + driver.settings.deadline
+        self.attempts = 0
+        self._retrying: Retrying | None = None
+        self._state: RetryCallState | None = None
+        info = CallInfo(operation.name, operation.action, to, driver._sync.where.endpoint)
+        self._observers: list[Observer] = [hook.start(info) for hook in driver.hooks]
+
+    def prepare(self, prepare: Callable[[], Job[R]]) -> Job[R]:
+        if self._driver.closed:
+            raise _closed()
+        return prepare()
+
+    def remaining(self) -> float:
+        return self.deadline_at - self._driver._clock()
+
+    def rate_budget(self) -> float:
+        """How long this attempt may wait for a rate slot and still have a useful window."""
+        return max(0.0, self.remaining() - self._driver._window)
+
+    def slot_timeout(self) -> float:
+        """How long to wait for a free in-flight slot: like a connection, connect_timeout."""
+        return max(0.0, min(self._driver.settings.connect_timeout, self.remaining()))
+
+    def timeouts(self) -> dict[str, float]:
+        """This attempt's connect and read timeouts, cut to what is left of the deadline."""
+        remaining = self.remaining()
+        settings = self._driver.settings
+        return {
+            "connect_timeout": min(settings.connect_timeout, remaining),
+            "read_timeout": min(settings.read_timeout, remaining),
+        }
+
+    def next_wait(self, error: SmsError) -> float:
+        """Seconds to wait before the next attempt, or raise ``error`` when there is none.
+
+        The first failure builds the one tenacity policy; a success never allocates it.
+        """
+        settings = self._driver.settings
+        retry_uncertain = settings.retry_uncertain or self.operation.repeatable
+        if settings.max_attempts <= 1 or not should_retry(error, retry_uncertain):
+            raise error
+        if self._retrying is None:
+            self._retrying = policy(
+                settings, clock=self._driver._clock, started=self.started,
+                window=self._driver._window, retry_uncertain=retry_uncertain,
+                before_sleep=self._before_sleep,
+            )
+            self._retrying.begin()
+            self._state = RetryCallState(self._retrying, fn=None, args=(), kwargs={})
+        state = self._state
+        assert state is not None
+        state.attempt_number = self.attempts
+        state.set_exception((type(error), error, error.__traceback__))
+        action = self._retrying.iter(state)  # raises the error when the policy stops
+        if not isinstance(action, DoSleep):  # pragma: no cover - a failed outcome never succeeds
+            raise error
+        state.prepare_for_next_attempt()
+        return float(action)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, SmsError):
+            for observer in self._observers:
+                observer.retry(error, state.attempt_number, state.upcoming_sleep)
+
+    def succeeded(self, result: R) -> R:
+        for observer in self._observers:
+            observer.succeeded(result, self.attempts)
+        return result
+
+    def failed(self, error: SmsError) -> None:
+        error.attempts = self.attempts
+        for observer in self._observers:
+            observer.failed(error, self.attempts)
+
