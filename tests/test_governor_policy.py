@@ -241,3 +241,10 @@ def test_clock_link_measures_how_late_an_answer_arrives() -> None:
     assert link.delay(100.012, 50.005) == pytest.approx(0.007)
     assert link.delay(101.200, 51.195) == pytest.approx(0.005)  # last period's minimum counts
     assert link.delay(102.300, 52.295) == pytest.approx(0.0)  # two periods on, it is gone
+
+
+def test_limits_table_agrees_with_the_operation_descriptors() -> None:
+    """OPERATION_LIMITS names every operation with the same documented rate as its descriptor."""
+    from globesms._operations import OPERATIONS
+
+    assert {op.action: op.account_rate for op in OPERATIONS} == OPERATION_LIMITS
