@@ -180,12 +180,13 @@ def _settings(**overrides: object) -> Settings:
 
 
 def test_build_governor_selects_budgets_per_operation() -> None:
-    """max_rate for SendMessageToGlobe; other operations only when asked; local without a store."""
+    """max_rate for SendMessageToGlobe, 1/s for batches, others only when asked; local here."""
     plain = _settings(max_rate=50.0)
     send = build_governor(plain, operation="SendMessageToGlobe", account="id")
     assert isinstance(send, LocalGovernor) and send.pace.rate == pytest.approx(50.0 / 1.03, 1e-4)
     assert build_governor(_settings(), operation="SendMessageToGlobe", account="id") is None
-    assert build_governor(plain, operation="BatchSendMessageToGlobe", account="id") is None
+    batch = build_governor(plain, operation="BatchSendMessageToGlobe", account="id")
+    assert isinstance(batch, LocalGovernor) and batch.pace.rate == pytest.approx(1 / 1.03, 1e-4)
     assert build_governor(plain, operation="QueryMessage", account="id") is None
     query = build_governor(plain, operation="QueryMessage", account="id", rate=DOCUMENTED)
     assert isinstance(query, LocalGovernor)

@@ -122,6 +122,30 @@ def test_key_is_hashed_tagged_and_expires(redis_url: str, prefix: str) -> None:
     client.close()
 
 
+def test_account_from_a_callable_is_resolved_once_and_hashed(
+    redis_url: str, prefix: str
+) -> None:
+    """An account given as a callable is asked once, on the first decision, and never stored."""
+    asked: list[int] = []
+
+    def account() -> str:
+        asked.append(1)
+        return ACCOUNT
+
+    settings = Settings(endpoint="127.0.0.1:1", max_rate=100.0, rate_store=redis_url)
+    governor = build_governor(settings, operation="SendMessageToGlobe", account=account,
+                              prefix=prefix)
+    assert isinstance(governor, SharedGovernor) and asked == []
+    governor.acquire(5.0)
+    governor.acquire(5.0)
+    governor.close()
+    assert asked == [1]
+    client = redis.Redis.from_url(redis_url)
+    keys = [key.decode() for key in client.scan_iter(match=f"{prefix}:*")]
+    client.close()
+    assert keys == [store_key("SendMessageToGlobe", ACCOUNT, prefix=prefix)]
+
+
 def test_refusal_carries_the_exact_retry_after(redis_url: str, prefix: str) -> None:
     """A slot past the budget raises Throttled [LocalRateLimit] and reserves nothing."""
     governor = SharedGovernor(redis_url, rate=1.0, operation="SendMessageToGlobe",

@@ -202,6 +202,17 @@ def store_key(operation: str, account: str | None, *, prefix: str = DEFAULT_PREF
     return f"{prefix}:{{{account_tag(account)}}}:{operation}"
 
 
+#: An AccessKey id, None, or a callable giving it on first use (e.g. once credentials resolve).
+Account = str | None | Callable[[], str | None]
+
+
+def _key_for(operation: str, account: Account, prefix: str) -> str | Callable[[], str]:
+    if callable(account):
+        resolve = account
+        return lambda: store_key(operation, resolve(), prefix=prefix)
+    return store_key(operation, account, prefix=prefix)
+
+
 def default_max_in_flight(max_rate: float | None, read_timeout: float) -> int:
     """The ``max_in_flight`` that keeps ``max_rate`` going while answers are slow.
 
@@ -394,10 +405,10 @@ class RedisRate:
     costs one caller at most :data:`STORE_TIMEOUT` per connect and read.
     """
 
-    def __init__(self, url: str, key: str, pace: Pace, *,
+    def __init__(self, url: str, key: str | Callable[[], str], pace: Pace, *,
                  timeout: float = STORE_TIMEOUT) -> None:
         self.url = url
-        self.key = key
+        self._key = key
         self.pace = pace
         self._timeout = timeout
         self._redis = _redis_modules()
@@ -412,6 +423,13 @@ class RedisRate:
 
     def __repr__(self) -> str:
         return f"RedisRate({safe_url(self.url)!r})"
+
+    @property
+    def key(self) -> str:
+        """The budget's key (worked out on first use when the account comes from a callable)."""
+        if not isinstance(self._key, str):
+            self._key = self._key()
+        return self._key
 
     def _options(self, retry: Any) -> dict[str, Any]:
         return {
@@ -527,7 +545,7 @@ class SharedGovernor:
         *,
         rate: float,
         operation: str,
-        account: str | None,
+        account: Account,
         instances: int = 1,
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] = time.monotonic,
@@ -536,7 +554,7 @@ class SharedGovernor:
         timeout: float = STORE_TIMEOUT,
     ) -> None:
         self.operation = operation
-        self.store = RedisRate(url, store_key(operation, account, prefix=prefix),
+        self.store = RedisRate(url, _key_for(operation, account, prefix),
                                Pace.for_rate(rate, lag_allowance=lag_allowance),
                                timeout=timeout)
         self.fallback = LocalGovernor(rate / instances, clock=clock,
@@ -718,18 +736,19 @@ def build_governor(
     settings: Settings,
     *,
     operation: str,
-    account: str | None,
+    account: Account,
     rate: float | None = _DEFAULT,
     prefix: str = DEFAULT_PREFIX,
     clock: Callable[[], float] = time.monotonic,
 ) -> Governor | None:
-    """The governor for one operation and account (an AccessKey id, or None), or None.
+    """The governor for one operation and account, or None when the operation is not governed.
 
-    Budgets: ``SendMessageToGlobe`` runs at ``max_rate``; ``BatchSendMessageToGlobe`` at one
-    request per second per account when ``rate_store`` is set; other operations are not
-    governed unless ``rate`` is given (``DOCUMENTED`` for their limit in
-    :data:`OPERATION_LIMITS`). With ``rate_store`` the budget is shared through Redis,
-    otherwise it lives in the returned object.
+    ``account`` is the AccessKey id, None, or a callable returning it (called once, on the first
+    decision that needs the store). Budgets: ``SendMessageToGlobe`` runs at ``max_rate``;
+    ``BatchSendMessageToGlobe`` at one request per second (shared per account when
+    ``rate_store`` is set); other operations are not governed unless ``rate`` is given
+    (``DOCUMENTED`` for their limit in :data:`OPERATION_LIMITS`). With ``rate_store`` the budget
+    is shared through Redis, otherwise it lives in the returned object.
     """
     if operation not in OPERATION_LIMITS:
         raise ConfigurationError(
@@ -741,7 +760,7 @@ def build_governor(
     elif rate is _DEFAULT:
         if operation == "SendMessageToGlobe":
             rate = settings.max_rate
-        elif operation == "BatchSendMessageToGlobe" and settings.rate_store:
+        elif operation == "BatchSendMessageToGlobe":
             rate = OPERATION_LIMITS[operation]
         else:
             rate = None
