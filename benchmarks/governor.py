@@ -218,12 +218,17 @@ class Run:
         return len(self.in_run()) / self.seconds
 
     def max_window(self) -> int:
-        starts, best, low = self.starts, 0, 0
+        return self.busiest()[0]
+
+    def busiest(self) -> tuple[int, float]:
+        """The most starts in any sliding 1-second window, and when that window began."""
+        starts, best, low, at = self.starts, 0, 0, 0.0
         for high, start in enumerate(starts):
             while starts[low] <= start - 1.0:
                 low += 1
-            best = max(best, high - low + 1)
-        return best
+            if high - low + 1 > best:
+                best, at = high - low + 1, starts[low] - self.start_at
+        return best, at
 
 
 def spawn(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -276,7 +281,8 @@ def line(run: Run, baseline: Run | None) -> str:
     cap = f"max_rate {run.rate:.0f}" if run.governor != "unpaced" else "no max_rate"
     return (f"  {run.governor:8} x{run.processes} {cap:>14}: aggregate {run.aggregate():7.1f}/s "
             f"({run.aggregate() / run.rate * 100:5.1f} % of {run.rate:.0f}), max starts in a "
-            f"1-s window {run.max_window():5d}, CPU {run.cpu_per_send * 1e6:4.0f} µs/send"
+            f"1-s window {run.max_window():5d} (at {run.busiest()[1]:+.1f} s), "
+            f"CPU {run.cpu_per_send * 1e6:4.0f} µs/send"
             f"{pacing}, failed {failed}, leaked {leaked}")
 
 
