@@ -298,7 +298,7 @@ def own_redis() -> Iterator[OwnRedis]:
 def test_store_stopped_and_restarted_falls_back_then_shares_again(
     own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Stop: local pacing with one WARNING. Restart: after the back-off, one INFO, shared again."""
+    """Stop: local share, one WARNING. Restart: after the back-off one INFO, then shared."""
     caplog.set_level(logging.INFO, logger="globesms")
     clock = Frozen()
     governor = SharedGovernor(own_redis.url, rate=20.0, operation="SendMessageToGlobe",
@@ -324,6 +324,13 @@ def test_store_stopped_and_restarted_falls_back_then_shares_again(
     restored = _records(caplog, "rate.restored")
     assert len(restored) == 1 and restored[0].levelno == logging.INFO
     assert len(_records(caplog, "rate.fallback")) == 1
+    # Others may still be on their fallback: for a while this process also keeps to its share.
+    after = [governor.acquire(15.0) for _ in range(3)]
+    local_interval = Pace.for_rate(10.0).interval
+    assert after[-1] - wait >= 2 * local_interval - 0.011
+    clock.now += 60.0  # past the grace: the shared budget alone paces again
+    fresh = [governor.acquire(15.0) for _ in range(3)]
+    assert fresh[-1] - fresh[0] < 2 * local_interval - 0.011
     governor.close()
 
 

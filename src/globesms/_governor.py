@@ -68,7 +68,10 @@ WAKE_GRID = 0.005
 #: that failed again (doubling up to the maximum).
 STORE_TIMEOUT = 0.2
 STORE_RETRY_FIRST = 1.0
-STORE_RETRY_MAX = 30.0
+STORE_RETRY_MAX = 8.0
+#: After the store answers again, how long a process also keeps to its fallback share: other
+#: processes may still be on theirs until their next probe (at most STORE_RETRY_MAX away).
+RESTORE_GRACE = STORE_RETRY_MAX + 2.0
 
 #: Redis key prefix; the account hash is the hash tag: ``globesms:rate:{<hash>}:<operation>``.
 DEFAULT_PREFIX = "globesms:rate"
@@ -566,6 +569,7 @@ class SharedGovernor:
         self._probing = False
         self._retry_at = 0.0
         self._backoff = STORE_RETRY_FIRST
+        self._grace_until = -math.inf
         self._last_start = -math.inf  # this process's latest granted start, on our clock
         self._link = ClockLink()
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
@@ -593,15 +597,28 @@ class SharedGovernor:
             self._probing = True
         return True, True, max(0.0, self.fallback.backlog_end() - now)
 
-    def _granted(self, asked: float, decision: StoreDecision, budget: float, probe: bool) -> float:
+    def _floor(self, now: float, budget: float, probe: bool) -> float:
+        """Just after the store came back, also keep to this process's fallback share.
+
+        Other processes may still pace on their own fallback share until their next probe; so
+        for :data:`RESTORE_GRACE` a slot here needs both a shared slot and a local one, and the
+        processes together stay within ``max_rate``. Returns when the local slot starts.
+        """
+        if probe or now >= self._grace_until:
+            return -math.inf
+        return now + self.fallback.acquire(budget)
+
+    def _granted(self, asked: float, decision: StoreDecision, budget: float, probe: bool,
+                 floor_at: float = -math.inf) -> float:
         now = self._clock()  # the wait runs from the answer; the budget from the question
         budget -= now - asked
         with self._lock:
             if probe:
                 self._up, self._probing = True, False
                 self._backoff = STORE_RETRY_FIRST
+                self._grace_until = now + RESTORE_GRACE
             late = self._link.delay(now, decision.server_now)
-            wait = max(0.0, decision.wait - late)
+            wait = max(0.0, decision.wait - late, floor_at - now)
             if decision.granted:
                 self._last_start = max(self._last_start, now + wait)
         if probe:
@@ -642,18 +659,20 @@ class SharedGovernor:
         now = self._clock()
         ask, probe, min_wait = self._route(now)
         if ask:
+            floor_at = self._floor(now, budget, probe)
             try:
                 decision = self.store.reserve(budget, min_wait)
             except self.store.errors as error:
                 self._failed(now, error, probe)
             else:
-                return self._granted(now, decision, budget, probe)
+                return self._granted(now, decision, budget, probe, floor_at)
         return self._local(budget - (self._clock() - now))
 
     async def acquire_async(self, budget: float) -> float:
         now = self._clock()
         ask, probe, min_wait = self._route(now)
         if ask:
+            floor_at = self._floor(now, budget, probe)
             try:
                 if probe:
                     decision = await self.store.reserve_async(budget, min_wait)
@@ -662,7 +681,7 @@ class SharedGovernor:
             except self.store.errors as error:
                 self._failed(now, error, probe)
             else:
-                return self._granted(now, decision, budget, probe)
+                return self._granted(now, decision, budget, probe, floor_at)
         return self._local(budget - (self._clock() - now))
 
     async def _batched(self, deadline: float) -> StoreDecision:
