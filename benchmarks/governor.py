@@ -69,11 +69,11 @@ def emulator(delay: float) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def accepted_times(endpoint: str) -> list[float]:
-    """The emulator's acceptance time of every message (epoch seconds), sorted."""
+def accepted_times(endpoint: str) -> list[tuple[float, str]]:
+    """The emulator's acceptance time (epoch seconds) and number of every message, sorted."""
     with urllib.request.urlopen(f"http://{endpoint}/_emulator/messages", timeout=60) as answer:
         messages = json.load(answer)["messages"]
-    return sorted(float(m["accepted_at"]) for m in messages)
+    return sorted((float(m["accepted_at"]), str(m["to"])) for m in messages)
 
 
 def free_port() -> int:
@@ -164,15 +164,18 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                     await asyncio.sleep(wait)
                 if time.monotonic() >= stop_at:
                     return
-                await service.send_async(TO, TEXT)
+                await service.send_async(spec["to"], TEXT)
                 sent += 1
             except SmsError:
                 failed += 1
             except Exception:  # anything else would reach the caller: count it
                 leaked += 1
 
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+
     async def main() -> float:
-        delay = spec["start_at"] - time.time()
+        delay = start_at - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
         cpu = time.process_time()
@@ -199,6 +202,7 @@ class Run:
     rate: float
     seconds: float
     starts: list[float] = field(default_factory=list)
+    senders: list[str] = field(default_factory=list)
     start_at: float = 0.0
     children: list[dict[str, Any]] = field(default_factory=list)
 
@@ -231,9 +235,20 @@ class Run:
         return best, at
 
 
-def spawn(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def spawn(specs: list[dict[str, Any]], started: Any) -> list[dict[str, Any]]:
+    """Start the senders, let them all begin at one moment, and collect their figures."""
     procs = [subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
-                              stdout=subprocess.PIPE, text=True) for spec in specs]
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for spec in specs]
+    for proc in procs:  # every child imported and built before the clock starts
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+    start_at = time.time() + 0.3
+    started(start_at)
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{start_at!r}\n")
+        proc.stdin.flush()
     results = []
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
@@ -246,21 +261,28 @@ def run(governor: str, processes: int, rate: float, seconds: float, *, workers: 
     result = Run(governor, processes, rate, seconds)
     prefix = f"globesms-bench-rate:{secrets.token_hex(6)}"
     with emulator(delay) as endpoint:
-        result.start_at = time.time() + 2.5  # every child imported and ready
         spec = {"governor": governor, "rate": rate, "seconds": seconds, "workers": workers,
                 "endpoint": endpoint, "store": store if governor == "shared" else None,
-                "instances": processes, "prefix": prefix, "start_at": result.start_at}
-        if events:
-            import threading
+                "instances": processes, "prefix": prefix}
 
-            def timeline() -> None:
-                for at, action in events:
-                    time.sleep(max(0.0, result.start_at + at - time.time()))
-                    action()
+        def started(start_at: float) -> None:
+            result.start_at = start_at
+            if events:
+                import threading
 
-            threading.Thread(target=timeline, daemon=True).start()
-        result.children = spawn([spec] * processes)
-        result.starts = accepted_times(endpoint)
+                def timeline() -> None:
+                    for at, action in events:
+                        time.sleep(max(0.0, start_at + at - time.time()))
+                        action()
+
+                threading.Thread(target=timeline, daemon=True).start()
+
+        specs = [{**spec, "to": TO[:-2] + f"{index:02d}"}
+                 for index in range(processes)]
+        result.children = spawn(specs, started)
+        accepted = accepted_times(endpoint)
+        result.starts = [at for at, _ in accepted]
+        result.senders = [to[-2:] for _, to in accepted]
     if store and governor == "shared":
         import redis
 
@@ -331,6 +353,9 @@ def outage(args: argparse.Namespace) -> None:
     events = [e for c in result.children for e in c["events"]]
     print(line(result, None))
     print(f"  starts per second: {per_second}")
+    if os.environ.get("GOVERNOR_DUMP"):
+        Path(os.environ["GOVERNOR_DUMP"]).write_text(json.dumps(
+            {"start_at": result.start_at, "starts": result.starts, "senders": result.senders}))
     print(f"  events in the senders: {events.count('rate.fallback')} x rate.fallback "
           f"(WARNING), {events.count('rate.restored')} x rate.restored (INFO); exceptions "
           f"leaked to callers: {sum(c['leaked'] for c in result.children)}")

@@ -86,6 +86,8 @@ def test_script_decides_like_the_pure_policy(redis_url: str, prefix: str) -> Non
     store.close()
     assert [d.granted for d in decisions] == [True, True, True, True, False, False]
     _replay(decisions, pace, 0.35)
+    last = decisions[3]
+    assert decisions[-1].queue_end == pytest.approx(last.start + pace.interval, abs=3e-6)
 
 
 def test_async_script_shares_the_budget_with_sync(redis_url: str, prefix: str) -> None:

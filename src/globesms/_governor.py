@@ -312,8 +312,8 @@ SCRIPT_EPOCH = 1735689600
 
 # :func:`reserve` in microseconds on the server clock, applied to each budget in turn: one call
 # decides for every caller of a batch. KEYS[1]: the budget's key. ARGV: interval, tolerance,
-# minimum wait, then one budget per caller (all µs). Returns {floor(now µs), then granted 0/1 and
-# ceil(wait µs) per caller}.
+# minimum wait, then one budget per caller (all µs). Returns {floor(now µs), ceil(tat µs) after the
+# call (where the queue of granted slots ends), then granted 0/1 and ceil(wait µs) per caller}.
 RESERVE_LUA = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
@@ -322,7 +322,7 @@ local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local not_before = now + tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-local out = {math.floor(now)}
+local out = {math.floor(now), 0}
 local changed = false
 for i = 4, #ARGV do
   local base = math.max(tat, now)
@@ -345,6 +345,7 @@ if changed then
   redis.call('SET', KEYS[1], string.format('%.3f', tat),
              'PX', math.ceil((tat - now) / 1000) + 1000)
 end
+out[2] = math.ceil(math.max(tat, now))
 return out
 """.replace("$EPOCH", str(SCRIPT_EPOCH))
 
@@ -359,6 +360,8 @@ class StoreDecision:
     granted: bool
     wait: float
     server_now: float
+    queue_end: float = 0.0
+    """Where the granted slots of every process ended after this call (server clock)."""
 
     @property
     def start(self) -> float:
@@ -378,9 +381,9 @@ def _us(seconds: float) -> str:
 
 
 def _decisions(reply: Any) -> list[StoreDecision]:
-    now = int(reply[0]) / 1e6
-    return [StoreDecision(bool(int(reply[i])), int(reply[i + 1]) / 1e6, now)
-            for i in range(1, len(reply), 2)]
+    now, end = int(reply[0]) / 1e6, int(reply[1]) / 1e6
+    return [StoreDecision(bool(int(reply[i])), int(reply[i + 1]) / 1e6, now, end)
+            for i in range(2, len(reply), 2)]
 
 
 def _redis_modules() -> Any:
@@ -536,10 +539,11 @@ class SharedGovernor:
     """One budget for every process and host that uses the same store, account and operation.
 
     Falls back to a :class:`LocalGovernor` at ``rate / instances`` when the store fails (one
-    WARNING), tries the store again after a back-off (1 s, doubling to 30 s) and logs one INFO
-    when it answers again. Transitions keep this process's own starts in order: the fallback
-    starts after the last slot the store granted here, and the store, once back, grants no slot
-    before the last one the fallback granted.
+    WARNING), tries the store again after a back-off (1 s, doubling to 8 s) and logs one INFO
+    when it answers again. Transitions keep the account within the budget: the fallback starts
+    after the last slot the store had granted to any process (as last seen here); the store,
+    once back, grants no slot before the last one the fallback granted here, and for
+    :data:`RESTORE_GRACE` this process also keeps to its fallback share.
     """
 
     def __init__(
@@ -570,6 +574,7 @@ class SharedGovernor:
         self._retry_at = 0.0
         self._backoff = STORE_RETRY_FIRST
         self._grace_until = -math.inf
+        self._queue_end = -math.inf  # where every process's granted slots ended, on our clock
         self._last_start = -math.inf  # this process's latest granted start, on our clock
         self._link = ClockLink()
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
@@ -621,6 +626,8 @@ class SharedGovernor:
             wait = max(0.0, decision.wait - late, floor_at - now)
             if decision.granted:
                 self._last_start = max(self._last_start, now + wait)
+            self._queue_end = max(self._queue_end,
+                                  now + decision.queue_end - decision.server_now - late)
         if probe:
             logger.info("%s rate store answers again; sharing the budget", _EVENT_RESTORED,
                         extra={"event": _EVENT_RESTORED, "operation": self.operation,
@@ -639,9 +646,9 @@ class SharedGovernor:
                 return  # another caller already switched to the fallback
             self._up = False
             self._retry_at = now + self._backoff
-            last = self._last_start
+            last = max(self._last_start + self.fallback.pace.interval, self._queue_end)
         if was_up:
-            self.fallback.not_before(last + self.fallback.pace.interval)
+            self.fallback.not_before(last)
             logger.warning(
                 "%s rate store unreachable (%s); pacing this process alone at %.3f/s",
                 _EVENT_FALLBACK, _describe(error), self.fallback.pace.rate,
