@@ -541,7 +541,8 @@ class SharedGovernor:
     Falls back to a :class:`LocalGovernor` at ``rate / instances`` when the store fails (one
     WARNING), tries the store again after a back-off (1 s, doubling to 8 s) and logs one INFO
     when it answers again. Transitions keep the account within the budget: the fallback starts
-    after the last slot the store had granted to any process (as last seen here); the store,
+    after the last slot the store had granted to any process (as last seen here, moved on by
+    the backlog seen then, as others kept reserving); the store,
     once back, grants no slot before the last one the fallback granted here, and for
     :data:`RESTORE_GRACE` this process also keeps to its fallback share.
     """
@@ -575,6 +576,7 @@ class SharedGovernor:
         self._backoff = STORE_RETRY_FIRST
         self._grace_until = -math.inf
         self._queue_end = -math.inf  # where every process's granted slots ended, on our clock
+        self._backlog = 0.0  # how far ahead of now they ended, when last seen
         self._last_start = -math.inf  # this process's latest granted start, on our clock
         self._link = ClockLink()
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
@@ -626,8 +628,9 @@ class SharedGovernor:
             wait = max(0.0, decision.wait - late, floor_at - now)
             if decision.granted:
                 self._last_start = max(self._last_start, now + wait)
-            self._queue_end = max(self._queue_end,
-                                  now + decision.queue_end - decision.server_now - late)
+            end = now + decision.queue_end - decision.server_now - late
+            self._queue_end = max(self._queue_end, end)
+            self._backlog = max(0.0, end - now)
         if probe:
             logger.info("%s rate store answers again; sharing the budget", _EVENT_RESTORED,
                         extra={"event": _EVENT_RESTORED, "operation": self.operation,
@@ -646,7 +649,9 @@ class SharedGovernor:
                 return  # another caller already switched to the fallback
             self._up = False
             self._retry_at = now + self._backoff
-            last = max(self._last_start + self.fallback.pace.interval, self._queue_end)
+            # Other processes kept reserving since this one last asked: assume the backlog it saw.
+            last = max(self._last_start + self.fallback.pace.interval, self._queue_end,
+                       now + self._backlog)
         if was_up:
             self.fallback.not_before(last)
             logger.warning(
