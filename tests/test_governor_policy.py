@@ -249,3 +249,61 @@ def test_limits_table_agrees_with_the_operation_descriptors() -> None:
     from globesms._operations import OPERATIONS
 
     assert {op.action: op.account_rate for op in OPERATIONS} == OPERATION_LIMITS
+
+
+class Oversleeping:
+    """A clock and a sleep that ends each wait ``late[i]`` seconds late, recording the waits."""
+
+    def __init__(self, late: list[float]) -> None:
+        self.now = 100.0
+        self.late = late
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds + (self.late.pop(0) if self.late else 0.0)
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+def test_pace_uses_a_slot_reached_on_time() -> None:
+    """A wait that ends on time (or within LATE_LIMIT) is used: one slot, one sleep."""
+    from globesms._governor import pace
+
+    time = Oversleeping([0.01])
+    governor = LocalGovernor(10.0, clock=time.clock, grid=0.0)
+    governor.acquire(15.0)
+    pace(governor, lambda: 15.0, sleep=time.sleep, clock=time.clock)
+    assert len(time.waits) == 1
+
+
+def test_pace_retakes_a_slot_missed_by_a_late_wake_up() -> None:
+    """A wait that ends 50 ms late gives the slot up and waits for a new one (sync and async)."""
+    from globesms._governor import pace, pace_async
+
+    time = Oversleeping([0.05])
+    governor = LocalGovernor(10.0, clock=time.clock, grid=0.0)
+    governor.acquire(15.0)
+    pace(governor, lambda: 15.0, sleep=time.sleep, clock=time.clock)
+    assert len(time.waits) == 2 and time.waits[1] > 0
+    later = Oversleeping([0.05, 0.05])
+    governor = LocalGovernor(10.0, clock=later.clock, grid=0.0)
+    governor.acquire(15.0)
+    asyncio.run(pace_async(governor, lambda: 15.0, sleep=later.async_sleep, clock=later.clock))
+    assert len(later.waits) == 3
+
+
+def test_pace_gives_up_when_no_slot_fits_the_budget() -> None:
+    """Retaking stops with Throttled once the next slot lies past the remaining budget."""
+    from globesms._governor import pace
+
+    time = Oversleeping([0.05] * 10)
+    governor = LocalGovernor(10.0, clock=time.clock, grid=0.0)
+    governor.acquire(15.0)
+    deadline = time.now + 0.35
+    with pytest.raises(Throttled):
+        pace(governor, lambda: deadline - time.now, sleep=time.sleep, clock=time.clock)

@@ -31,7 +31,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -59,6 +59,10 @@ OPERATION_LIMITS: dict[str, float] = {
 #: ``rate / (1 + LAG_ALLOWANCE)`` so that any 1-second window at the endpoint holds at most
 #: ``rate`` starts when starts drift by up to this much.
 LAG_ALLOWANCE = 0.03
+
+#: How late (seconds) a wait may end and its slot still be used: of the 25 ms of scheduling lag
+#: the pacing allows for, 10 ms are left for the request to get from the wake-up to the endpoint.
+LATE_LIMIT = 0.015
 
 #: Waits are rounded up to this grid (seconds, on the governor's clock) so that sends whose slots
 #: fall close together wake on one timer instead of one each.
@@ -214,6 +218,40 @@ def _key_for(operation: str, account: Account, prefix: str) -> str | Callable[[]
         resolve = account
         return lambda: store_key(operation, resolve(), prefix=prefix)
     return store_key(operation, account, prefix=prefix)
+
+
+def pace(governor: Governor, budget: Callable[[], float], *,
+         sleep: Callable[[float], None] = time.sleep,
+         clock: Callable[[], float] = time.monotonic) -> None:
+    """Wait for a start slot of ``governor``; return when the request may start.
+
+    ``budget`` gives the seconds left for the call each time it is asked. A slot whose wait
+    ended more than :data:`LATE_LIMIT` late (the process was not scheduled) is given up and a
+    new one reserved: starting late would bunch this start with later ones and overrun the cap
+    at the endpoint. Raises :class:`Throttled` when no slot fits the budget.
+    """
+    while True:
+        wait = governor.acquire(budget())
+        if wait <= 0:
+            return
+        due = clock() + wait
+        sleep(wait)
+        if clock() - due <= LATE_LIMIT:
+            return
+
+
+async def pace_async(governor: Governor, budget: Callable[[], float], *,
+                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> None:
+    """:func:`pace` for asyncio."""
+    while True:
+        wait = await governor.acquire_async(budget())
+        if wait <= 0:
+            return
+        due = clock() + wait
+        await sleep(wait)
+        if clock() - due <= LATE_LIMIT:
+            return
 
 
 def default_max_in_flight(max_rate: float | None, read_timeout: float) -> int:
