@@ -5,6 +5,7 @@ The credential library reads its environment at import, so chain tests run in a 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -171,3 +172,76 @@ def test_injected_credential_is_used(emulator: Emulator) -> None:
                          credential=static_credential(KEY_ID, KEY_SECRET))
     service.send(NUMBER, TEXT)
     assert len(emulator.messages) == 1
+
+
+SET_AFTER_IMPORT = """
+import json, os
+from globesms import SmsService, SmsError
+os.environ.update(json.loads({variables!r}))  # what python-dotenv's load_dotenv() does
+try:
+    receipt = SmsService().send({number!r}, {text!r})
+    print(json.dumps({{"ok": receipt.message_id}}))
+except SmsError as error:
+    print(json.dumps({{"error": type(error).__name__, "code": error.code, "text": str(error)}}))
+"""
+
+
+@pytest.mark.parametrize("source", ["environment", "credentials-file"])
+def test_variables_set_after_import_are_used(
+    emulator: Emulator, tmp_path: Any, source: str
+) -> None:
+    """ALIBABA_CLOUD_* variables set after import, before SmsService(), are used."""
+    if source == "environment":
+        variables = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
+                     "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET}
+        provider = "default/env"
+    else:
+        ini = tmp_path / "credentials.ini"
+        ini.write_text(f"[default]\ntype = access_key\naccess_key_id = {KEY_ID}\n"
+                       f"access_key_secret = {KEY_SECRET}\n")
+        variables = {"ALIBABA_CLOUD_CREDENTIALS_FILE": str(ini)}
+        provider = "default/profile/static_ak"
+    code = SET_AFTER_IMPORT.format(variables=json.dumps(variables), number=NUMBER, text=TEXT)
+    result = _run(code, {
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",  # never probe the metadata address
+        "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
+        "GLOBESMS_ENDPOINT": emulator.endpoint,
+        "GLOBESMS_PROTOCOL": "http",
+        "HOME": str(tmp_path),
+    })
+    assert result.returncode == 0, result.stderr
+    assert '"ok"' in result.stdout, result.stdout
+    [request] = emulator.requests
+    assert request.headers["x-acs-credentials-provider"] == provider
+
+
+def test_no_credentials_hint_names_the_probe_switch_and_the_sandbox(emulator: Emulator) -> None:
+    """NoCredentials says how to skip the metadata probe and how to try without an account."""
+    service = SmsService(Settings(endpoint=emulator.endpoint, protocol="http"))
+    with pytest.raises(ConfigurationError) as caught:
+        service.send(NUMBER, TEXT)
+    assert caught.value.code == "NoCredentials"
+    assert "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true" in caught.value.hint
+    assert "--sandbox" in caught.value.hint
+    assert emulator.requests == []
+
+
+def test_unchanged_environment_does_not_reload_the_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The credential library is re-read only when an ALIBABA_CLOUD_* variable changed."""
+    from alibabacloud_credentials.utils import auth_util
+
+    from globesms._credentials import refresh_credential_environment
+
+    refresh_credential_environment()
+    before = auth_util.get_home
+    refresh_credential_environment()
+    assert auth_util.get_home is before
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "changed")
+    refresh_credential_environment()
+    assert auth_util.get_home is not before
+    assert auth_util.environment_access_key_id == "changed"
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    refresh_credential_environment()
+    assert auth_util.environment_access_key_id is None

@@ -928,3 +928,15 @@ def test_any_text_and_sender_is_accepted_when_signed(
     stored = shared_emu.messages[-1]
     assert (stored.message, stored.sender) == (text, sender)
     assert stored.segments == count_segments(text)
+
+
+def test_derived_gateway_codes_do_not_follow_the_interpreter() -> None:
+    """413/414/416/422 keep their codes on every Python (3.13 renamed the status phrases)."""
+    from globesms.emulator._gateway import default_code, default_message
+
+    assert [default_code(s) for s in (413, 414, 416, 422)] == [
+        "RequestEntityTooLarge", "RequestURITooLong", "RequestedRangeNotSatisfiable",
+        "UnprocessableEntity",
+    ]
+    assert default_message(414) == "Request-URI Too Long"
+    assert (default_code(502), default_code(599)) == ("BadGateway", "Http599")

@@ -319,6 +319,52 @@ def test_security_tokens_only_listed_ones_pass() -> None:
         assert len(emu.messages) == 2
 
 
+def test_sts_key_without_its_token_is_missing_security_token() -> None:
+    """A key bound to an STS token, signed without any token: 400 MissingSecurityToken."""
+    keys = {"STS.tempKey": "tempSecret", KEY_ID: SECRET}
+    with Emulator(access_keys=keys, sts_tokens={"STS.tempKey": "tok-1"}) as emu:
+        temp = client_for(emu, access_key_id="STS.tempKey", access_key_secret="tempSecret")
+        assert gateway_error(lambda: send(temp)) == ("MissingSecurityToken", 400)
+        assert emu.messages == []
+        assert [r.code for r in emu.requests] == ["MissingSecurityToken"]
+
+
+def test_sts_key_with_another_token_is_a_mismatch() -> None:
+    """A key bound to an STS token, signed with another token: 400 MismatchWithAccessKey."""
+    keys = {"STS.tempKey": "tempSecret", KEY_ID: SECRET}
+    with Emulator(access_keys=keys, sts_tokens={"STS.tempKey": "tok-1"}) as emu:
+        temp = client_for(
+            emu, access_key_id="STS.tempKey", access_key_secret="tempSecret",
+            security_token="tok-2",
+        )
+        assert gateway_error(lambda: send(temp)) == (
+            "InvalidSecurityToken.MismatchWithAccessKey", 400
+        )
+        assert emu.messages == []
+
+
+def test_sts_key_with_its_token_is_accepted_and_other_keys_unaffected() -> None:
+    """The bound token passes (signed by the SDK's STS path); a long-term key needs none."""
+    keys = {"STS.tempKey": "tempSecret", KEY_ID: SECRET}
+    with Emulator(access_keys=keys, sts_tokens={"STS.tempKey": "tok-1"}) as emu:
+        temp = client_for(
+            emu, access_key_id="STS.tempKey", access_key_secret="tempSecret",
+            security_token="tok-1",
+        )
+        assert send(temp).response_code == "OK"
+        assert send(client_for(emu)).response_code == "OK"
+        assert emu.requests[0].headers["x-acs-security-token"] == "tok-1"
+        assert len(emu.messages) == 2
+
+
+def test_sts_tokens_must_name_known_keys() -> None:
+    """sts_tokens for an AccessKey id the emulator does not know is refused at construction."""
+    with pytest.raises(ValueError, match="access_keys"):
+        Emulator(access_keys={KEY_ID: SECRET}, sts_tokens={"STS.other": "tok"})
+    with pytest.raises(ValueError, match="non-empty"):
+        Emulator(access_keys={KEY_ID: SECRET}, sts_tokens={KEY_ID: " "})
+
+
 def test_any_signed_token_passes_by_default(emu: Emulator) -> None:
     """Without security_tokens, any correctly signed STS token is accepted."""
     assert send(client_for(emu, security_token="whatever")).response_code == "OK"

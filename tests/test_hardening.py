@@ -304,3 +304,70 @@ def test_injected_client_without_endpoint_is_refused() -> None:
     with pytest.raises(ConfigurationError) as caught:
         SmsService(client=client)
     assert caught.value.code == "InvalidClient"
+
+
+# -- item 14: STS credentials on both paths ---------------------------------------------------
+
+
+def _sts_credential(token: str) -> Any:
+    from alibabacloud_credentials.client import Client as CredentialClient
+    from alibabacloud_credentials.models import Config as CredentialConfig
+
+    return CredentialClient(CredentialConfig(
+        type="sts", access_key_id="STS.key", access_key_secret="sts-secret", security_token=token))
+
+
+@pytest.fixture
+def sts_emulator() -> Iterator[Emulator]:
+    with Emulator(access_keys={"STS.key": "sts-secret"},
+                  sts_tokens={"STS.key": "token-1"}) as emu:
+        yield emu
+
+
+@SYNC_AND_ASYNC
+def test_sts_credentials_sign_on_both_paths(sts_emulator: Emulator, mode: str) -> None:
+    """An STS key pair with its token is accepted sync and async; the token travels signed."""
+    receipt = _send(_service(sts_emulator.endpoint, credential=_sts_credential("token-1")), mode)
+    assert receipt.message_id
+    (request,) = _api_requests(sts_emulator)
+    assert request.headers["x-acs-security-token"] == "token-1"
+    assert "x-acs-security-token" in request.headers["authorization"]
+
+
+@SYNC_AND_ASYNC
+def test_wrong_sts_token_is_an_auth_error(sts_emulator: Emulator, mode: str) -> None:
+    """A token issued for another key is refused by the gateway: AuthError, nothing sent."""
+    from globesms import AuthError
+
+    with pytest.raises(AuthError) as caught:
+        _send(_service(sts_emulator.endpoint, credential=_sts_credential("token-2")), mode)
+    assert caught.value.code == "InvalidSecurityToken.MismatchWithAccessKey"
+    assert sts_emulator.messages == []
+    assert "token-2" not in str(caught.value) + repr(caught.value)
+
+
+@SYNC_AND_ASYNC
+def test_a_client_missing_an_sdk_internal_warns_once_and_never_sends_uncertain(
+    emulator: Emulator, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An injected client without the private ``_credential`` the async signer uses: one
+    WARNING naming the internal when the service is built; the sync path still sends, and the
+    async path fails as 'not sent' (ConfigurationError), never as uncertain."""
+    from globesms._internals import reset_warnings
+
+    reset_warnings()
+    client = _sdk_client(emulator.endpoint)
+    client._credential = None
+    caplog.set_level(logging.WARNING, logger="globesms")
+    fake = AsyncFakeTime()
+    service = SmsService(client=client, sleep=fake.sleep, async_sleep=fake.async_sleep,
+                         clock=fake.clock)
+    warned = [r for r in caplog.records if "Client._credential" in r.getMessage()]
+    assert getattr(client, "_credential", None) is None
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    if mode == "async":
+        with pytest.raises(ConfigurationError) as caught:
+            _send(service, mode)
+        assert caught.value.code == "SigningFailed"
+        assert _api_requests(emulator) == []
+    reset_warnings()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ def test_defaults_are_the_documented_ones() -> None:
     """Defaults: ap-southeast-1, https, 3 s / 10 s / 15 s, 3 attempts, 1,600 characters."""
     settings = Settings()
     assert settings.region == "ap-southeast-1"
-    assert settings.endpoint == "dysmsapi.ap-southeast-1.aliyuncs.com"
+    assert settings.endpoint is None
+    assert settings.resolved_endpoint == "dysmsapi.ap-southeast-1.aliyuncs.com"
     assert settings.protocol == "https"
     assert (settings.connect_timeout, settings.read_timeout, settings.deadline) == (3, 10, 15)
     assert settings.max_attempts == 3
@@ -33,7 +36,7 @@ def test_precedence_file_env_overrides(tmp_path: Path) -> None:
     env = {"GLOBESMS_READ_TIMEOUT": "6.5", "GLOBESMS_SENDER": "FromEnv"}
     settings = Settings.load(config, environ=env, sender="FromArg")
     assert settings.region == "eu-central-1"
-    assert settings.endpoint == REGION_ENDPOINTS["eu-central-1"]
+    assert settings.resolved_endpoint == REGION_ENDPOINTS["eu-central-1"]
     assert settings.max_attempts == 5
     assert settings.read_timeout == 6.5
     assert settings.sender == "FromArg"
@@ -148,3 +151,150 @@ def test_shipped_config_lists_every_key_with_its_default() -> None:
         assert f"{name} =" in text, f"{name} missing from config/globesms.toml"
     for name, value in tomllib.loads(text).items():
         assert getattr(defaults, name) == value, name
+
+
+def test_replacing_the_region_moves_the_derived_endpoint() -> None:
+    """dataclasses.replace(settings, region=...) moves the derived endpoint with the region."""
+    from globesms._client import build_client
+    from globesms._credentials import static_credential
+
+    moved = dataclasses.replace(Settings(), region="eu-central-1")
+    assert moved.endpoint is None
+    assert moved.resolved_endpoint == REGION_ENDPOINTS["eu-central-1"]
+    client = build_client(moved, static_credential("id", "secret"))
+    assert client._endpoint == REGION_ENDPOINTS["eu-central-1"]
+    pinned = dataclasses.replace(Settings(endpoint="127.0.0.1:9"), region="us-east-1")
+    assert pinned.resolved_endpoint == "127.0.0.1:9"
+    with pytest.raises(ConfigurationError, match="mars-1"):
+        dataclasses.replace(Settings(), region="mars-1")
+
+
+def test_misspelt_variable_names_the_closest_known_one() -> None:
+    """GLOBESMS_ENDPONT is a ConfigurationError naming it and GLOBESMS_ENDPOINT, not ignored."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.load(environ={"GLOBESMS_ENDPONT": "127.0.0.1:9"})
+    assert caught.value.code == "UnknownSetting"
+    assert "GLOBESMS_ENDPONT is not a globesms variable" in caught.value.hint
+    assert "did you mean GLOBESMS_ENDPOINT?" in caught.value.hint
+
+
+def test_misspelt_variable_stops_a_default_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SmsService() with a misspelt GLOBESMS_* variable in os.environ fails when it is built."""
+    from globesms import SmsService
+
+    monkeypatch.setenv("GLOBESMS_READTIMEOUT", "5")
+    with pytest.raises(ConfigurationError, match="GLOBESMS_READ_TIMEOUT"):
+        SmsService()
+
+
+def test_variables_of_other_loaders_are_not_refused() -> None:
+    """GLOBESMS_CONFIG and the VERIFY_, TEST_, EMULATOR_, REQUIRE_ prefixes are left alone."""
+    env = {
+        "GLOBESMS_VERIFY_CODE_LENGTH": "6", "GLOBESMS_TEST_REDIS_URL": "redis://127.0.0.1",
+        "GLOBESMS_EMULATOR_PORT": "8080", "GLOBESMS_REQUIRE_REDIS": "1",
+        "GLOBESMS_SENDER": "Acme", "OTHER_VARIABLE": "x",
+    }
+    assert Settings.load(environ=env).sender == "Acme"
+
+
+def test_unknown_key_in_file_names_the_closest_known_one(tmp_path: Path) -> None:
+    """A misspelt TOML key is refused with the closest known key, as a variable is."""
+    config = tmp_path / "sms.toml"
+    config.write_text("read_timout = 3\n")
+    with pytest.raises(ConfigurationError, match=r"did you mean read_timeout\?"):
+        Settings.load(config, environ={})
+
+
+def test_verify_table_is_left_to_its_own_loader(tmp_path: Path) -> None:
+    """A [verify] table in the config file is skipped; any other table is refused."""
+    config = tmp_path / "sms.toml"
+    config.write_text('sender = "Acme"\n\n[verify]\ncode_length = 6\n')
+    assert Settings.load(config, environ={}).sender == "Acme"
+    config.write_text('sender = "Acme"\n\n[verfy]\ncode_length = 6\n')
+    with pytest.raises(ConfigurationError, match="verfy"):
+        Settings.load(config, environ={})
+
+
+def _unreadable_configs(tmp_path: Path) -> dict[str, Path]:
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    nul = tmp_path / "nul.toml"
+    nul.write_bytes(b"\x00\x01\x02\x03")
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('sender = "Caf\u00e9"\n'.encode("latin-1"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("sender = \n")
+    return {
+        "directory": tmp_path, "missing": tmp_path / "nope.toml", "binary": binary,
+        "nul-bytes": nul, "not-utf8": latin1, "bad-toml": bad,
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [("directory", "is a directory"), ("missing", "does not exist"),
+     ("binary", "not UTF-8"), ("nul-bytes", "not valid TOML"), ("not-utf8", "not UTF-8"),
+     ("bad-toml", "not valid TOML")],
+)
+def test_unreadable_config_file_is_configuration_error(
+    tmp_path: Path, case: str, words: str
+) -> None:
+    """A directory, missing, binary, non-UTF-8 or non-TOML file is one ConfigurationError."""
+    path = _unreadable_configs(tmp_path)[case]
+    with pytest.raises(ConfigurationError, match=words) as caught:
+        Settings.load(path, environ={})
+    assert str(path) in caught.value.hint
+    with pytest.raises(ConfigurationError, match=words):
+        Settings.load(environ={"GLOBESMS_CONFIG": str(path)})
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_config_file_without_read_permission_is_configuration_error(tmp_path: Path) -> None:
+    """A config file the process may not read is a ConfigurationError naming the fix."""
+    config = tmp_path / "locked.toml"
+    config.write_text('sender = "Acme"\n')
+    config.chmod(0)
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        Settings.load(config, environ={})
+
+
+def test_config_path_under_a_file_is_configuration_error(tmp_path: Path) -> None:
+    """A config path that cannot be opened (its parent is a file) is one ConfigurationError."""
+    parent = tmp_path / "file.toml"
+    parent.write_text("")
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        Settings.load(parent / "child.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("path", "environ"),
+    [(b"/tmp/x.toml", {}), (3, {}), ("bad\x00name.toml", {}), (None, ["GLOBESMS_SENDER"]),
+     (None, {"GLOBESMS_SENDER": 5}), (None, {"GLOBESMS_CONFIG": 5})],
+    ids=["bytes-path", "int-path", "nul-in-path", "environ-list", "int-value", "int-config"],
+)
+def test_load_arguments_of_the_wrong_type_are_configuration_errors(
+    path: object, environ: object
+) -> None:
+    """Settings.load arguments of the wrong type raise ConfigurationError, not TypeError."""
+    with pytest.raises(ConfigurationError):
+        Settings.load(path, environ=environ)  # type: ignore[arg-type]
+
+
+def test_derived_endpoint_gets_the_guarded_session() -> None:
+    """A derived endpoint is what the client is built for, and its SDK session is guarded."""
+    from darabonba.core import DaraCore
+
+    from globesms._client import _GuardAdapter, build_client, client_endpoint, guard_client
+    from globesms._credentials import static_credential
+
+    settings = Settings(region="us-east-1", max_in_flight=7)
+    client = build_client(settings, static_credential("id", "secret"))
+    assert client_endpoint(client) == ("https", REGION_ENDPOINTS["us-east-1"])
+    key = f"https://{REGION_ENDPOINTS['us-east-1']}:80:pool=7"
+    try:
+        guard_client(client)
+        session = DaraCore._sessions[key]
+        assert isinstance(session.get_adapter(f"https://{REGION_ENDPOINTS['us-east-1']}/"),
+                          _GuardAdapter)
+    finally:
+        DaraCore._sessions.pop(key, None)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
-from conftest import NUMBER, TEXT, ServiceFactory
+from conftest import DIGITS, NUMBER, TEXT, ServiceFactory
 from globesms import InvalidRecipient, InvalidRequest
+from globesms._validate import _country_code, mask_number, parse_recipient
 from globesms.emulator import Emulator
 
 
@@ -96,4 +98,130 @@ def test_max_message_length_is_configurable(
     """max_message_length lowers the bound."""
     with pytest.raises(InvalidRequest, match="limit is 20"):
         make_service(max_message_length=20).send(NUMBER, "x" * 21)
+    assert emulator.requests == []
+
+
+def _in_script(text: str, zero: int) -> str:
+    """``text`` with its ASCII digits written in the script whose digit zero is ``zero``."""
+    return "".join(chr(zero + int(ch)) if ch.isdigit() else ch for ch in text)
+
+
+def _invalid_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [r.__dict__ for r in caplog.records if r.__dict__.get("event") == "sms.invalid"]
+
+
+@pytest.mark.parametrize(
+    "to",
+    ["07700 900123", "0207 946 0958", "0612345678", "01234 567890", "+0 7700 900123",
+     "0 44 7700 900123"],
+)
+def test_trunk_prefix_is_refused_with_the_international_form(
+    emulator: Emulator, make_service: ServiceFactory, caplog: pytest.LogCaptureFixture, to: str
+) -> None:
+    """A leading 0 (after an optional +) is refused unsent, with the international form."""
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(InvalidRecipient) as caught:
+        make_service().send(to, TEXT)
+    assert caught.value.code == "InvalidTo"
+    assert "'+44 7700 900123'" in caught.value.hint
+    assert "trunk prefix" in caught.value.hint
+    assert emulator.requests == []
+    [record] = _invalid_records(caplog)
+    assert record["to"] == "<invalid>"
+
+
+@pytest.mark.parametrize(
+    ("to", "form"),
+    [("001 212 555 0123", "+1****0123"), ("0044 7700 900123", "+44****0123"),
+     ("00 999 1234 5678", None)],
+)
+def test_international_call_prefix_is_refused_with_the_plus_form(
+    emulator: Emulator, make_service: ServiceFactory, to: str, form: str | None
+) -> None:
+    """A leading 00 is refused, with the masked + form when the rest has a real calling code."""
+    with pytest.raises(InvalidRecipient, match="international call prefix 00") as caught:
+        make_service().send(to, TEXT)
+    if form is not None:
+        assert form in caught.value.hint
+    assert to.replace(" ", "")[2:] not in str(caught.value)
+    assert emulator.requests == []
+
+
+def test_bracketed_trunk_zero_after_country_code_is_refused(
+    emulator: Emulator, make_service: ServiceFactory
+) -> None:
+    """'+44 (0)7700 900123' would be sent as 4407700900123: it is refused with the fix."""
+    with pytest.raises(InvalidRecipient, match=r"\(0\)"):
+        make_service().send("+44 (0)7700 900123", TEXT)
+    assert emulator.requests == []
+
+
+def test_country_code_comes_from_calling_code_data() -> None:
+    """Only real calling codes are read, as written: 1, 44, 852, never 0, 07 or 061."""
+    assert parse_recipient("+852 1234 5678").country_code == 852
+    assert parse_recipient("+1 212 555 0123").country_code == 1
+    assert _country_code("0612345678") is None
+    assert _country_code("07700900123") is None
+    assert _country_code("999123456") is None  # 999 is not assigned
+
+
+@pytest.mark.parametrize(
+    "to",
+    ["\u00b2" * 9, "".join(chr(0x2460 + i) for i in range(9)), "+\u00b244 7700 900123",
+     "+44 7700 900" + _in_script("12", 0x0660) + "\u00b3", "+44\u00a07700900123"],
+    ids=["superscripts", "circled", "superscript-in-code", "mixed-superscript", "nbsp"],
+)
+def test_non_decimal_characters_are_refused_without_crashing(
+    emulator: Emulator, make_service: ServiceFactory, caplog: pytest.LogCaptureFixture, to: str
+) -> None:
+    """Superscripts, circled digits and the like are InvalidRecipient logged as <invalid>."""
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(InvalidRecipient):
+        make_service().send(to, TEXT)
+    assert emulator.requests == []
+    assert [r["to"] for r in _invalid_records(caplog)] == ["<invalid>"]
+
+
+@pytest.mark.parametrize(
+    "to",
+    [_in_script(NUMBER, 0xFF10), _in_script(NUMBER, 0x0660), _in_script(NUMBER, 0x06F0),
+     "+44 " + _in_script("7700 900123", 0x0966)],
+    ids=["fullwidth", "arabic-indic", "extended-arabic-indic", "devanagari"],
+)
+def test_decimal_digits_of_other_scripts_are_normalised(
+    emulator: Emulator, make_service: ServiceFactory, caplog: pytest.LogCaptureFixture, to: str
+) -> None:
+    """Decimal digits of any script are sent, masked and logged as ASCII digits."""
+    caplog.set_level(logging.INFO)
+    receipt = make_service().send(to, TEXT)
+    [message] = emulator.messages
+    assert message.to == DIGITS
+    assert [r.__dict__["to"] for r in caplog.records if r.__dict__.get("event")] == [
+        "+44****0123"]
+    assert mask_number(to) == "+44****0123"
+    assert "+44****0123" in repr(receipt)
+
+
+def test_masking_reads_numbers_as_validation_does() -> None:
+    """mask_number never shows a country code that validation would not find."""
+    for to in ["07700 900123", "0612345678", "+0 7700 900123", "\u00b2" * 9, "\u2460" * 9]:
+        assert mask_number(to) == "<invalid>", to
+    assert mask_number(_in_script(NUMBER, 0xFF10)) == "+44****0123"
+
+
+class _Unequal:
+    """An argument whose comparisons raise, like a numpy array's truth value."""
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("no comparison")
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_message_type_of_any_type_is_invalid_request(
+    emulator: Emulator, make_service: ServiceFactory
+) -> None:
+    """A message_type that is not a string is InvalidRequest, not the TypeError it raises."""
+    with pytest.raises(InvalidRequest, match="message_type"):
+        make_service().send(NUMBER, TEXT, message_type=_Unequal())
     assert emulator.requests == []

@@ -7,7 +7,6 @@ whose credential library reads its environment once, at import.
 
 import importlib as _importlib
 import typing as _typing
-from importlib.metadata import version as _version
 
 if _typing.TYPE_CHECKING:
     from ._errors import (
@@ -28,8 +27,6 @@ if _typing.TYPE_CHECKING:
     from ._results import SendReceipt
     from ._service import SmsService
     from ._settings import Settings
-
-__version__ = _version("globesms")
 
 _ERRORS = (
     "AccountError",
@@ -75,6 +72,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> _typing.Any:
+    if name == "__version__":  # read on first use: package metadata costs ~30 ms of import
+        from ._version import version
+
+        value = globals()["__version__"] = version()
+        return value
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'globesms' has no attribute {name!r}")

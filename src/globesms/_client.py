@@ -27,6 +27,7 @@ from alibabacloud_tea_openapi.models import Config
 
 from ._credentials import CredentialSource
 from ._errors import ConfigurationError
+from ._internals import session_key
 from ._settings import Settings
 from ._version import version
 
@@ -46,7 +47,7 @@ def build_client(settings: Settings, credential: CredentialSource) -> Client:
     config = Config(
         credential=credential,
         region_id=settings.region,
-        endpoint=settings.endpoint,
+        endpoint=settings.resolved_endpoint,
         protocol=settings.protocol,
         connect_timeout=seconds_to_ms(settings.connect_timeout),
         read_timeout=seconds_to_ms(settings.read_timeout),
@@ -100,7 +101,7 @@ def guard_client(client: Any) -> None:
         pool = DaraCore._resolve_pool_maxsize(
             {"maxIdleConns": DaraCore.to_number(client._max_idle_conns)}
         )
-        key = f"{protocol}://{endpoint}:80:pool={pool}"
+        key = session_key(protocol, endpoint, pool)
         session = DaraCore._get_session(session_key=key, protocol=protocol, pool_size=pool)
     except (ImportError, AttributeError, TypeError, KeyError) as exc:
         raise _incompatible("DaraCore._get_session / _resolve_pool_maxsize") from exc

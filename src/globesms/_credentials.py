@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +24,10 @@ from ._errors import NO_CREDENTIALS_HINT, ConfigurationError, describe
 LOOKUP_TIMEOUT = 2.0
 #: How long a failed lookup is remembered before the chain is asked again.
 FAILURE_TTL = 30.0
+
+
+#: What a missing credential says: how to provide one, how to skip the ECS metadata probe, and
+#: how to try globesms without an account.
 
 
 class CredentialSource(Protocol):
@@ -49,13 +55,50 @@ def override_default_credential(credential: CredentialSource) -> Iterator[None]:
 
 
 def default_credential() -> CredentialSource:
-    """The ``alibabacloud_credentials`` default chain (environment, OIDC, profiles, ECS, URI)."""
+    """The ``alibabacloud_credentials`` default chain (environment, OIDC, profiles, ECS, URI),
+    built from the environment as it is now, not as it was when the library was imported."""
     if _OVERRIDE:
         return _OVERRIDE[-1]
     from alibabacloud_credentials.client import Client as CredentialClient
 
+    refresh_credential_environment()
     client: CredentialSource = CredentialClient()
     return client
+
+
+#: The variables the credential library's environment snapshot was last taken from.
+_ENV_SEEN: dict[str, str] | None = None
+_ENV_LOCK = threading.Lock()
+_ENV_NAMES = ("HOME", "HOMEPATH", "HOMEDRIVE")
+
+
+def refresh_credential_environment() -> None:
+    """Let the credential library see variables set after it was imported.
+
+    ``alibabacloud_credentials`` copies its ``ALIBABA_CLOUD_*`` variables into module attributes
+    of ``alibabacloud_credentials.utils.auth_util`` once, at import, and its providers read those
+    copies. An application that loads a ``.env`` file after ``import globesms`` (python-dotenv)
+    would get ``NoCredentials``. When the variables differ from the last snapshot, the module is
+    re-executed (``importlib.reload``), so the library's own chain reads today's environment with
+    its own rules. Nothing happens when the environment has not changed.
+    """
+    global _ENV_SEEN
+    current = {
+        name: value for name, value in os.environ.items()
+        if name.startswith("ALIBABA_CLOUD_") or name in _ENV_NAMES
+    }
+    if current == _ENV_SEEN:
+        return
+    with _ENV_LOCK:
+        if current == _ENV_SEEN:
+            return
+        try:
+            from alibabacloud_credentials.utils import auth_util
+        except ImportError:  # a library that no longer snapshots its environment
+            _ENV_SEEN = current
+            return
+        importlib.reload(auth_util)
+        _ENV_SEEN = current
 
 
 class CredentialGate:

@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from tenacity import DoSleep, RetryCallState, Retrying
 
-from . import _log
+from . import _guard, _log
 from ._credentials import CredentialGate
 from ._errors import ConfigurationError, SmsError, TransientError
 from ._hooks import CallInfo, Hook, Observer
@@ -77,6 +77,7 @@ class Driver:
         self._async_sleep = async_sleep
         self._clock = clock
         self.closed = False
+        self._endpoint = sync.where.endpoint
         self._window = min(MIN_ATTEMPT_WINDOW, settings.deadline / 2, settings.read_timeout)
         self._slots = threading.BoundedSemaphore(settings.max_in_flight)
         self._async_slots: weakref.WeakKeyDictionary[
@@ -211,7 +212,12 @@ class _Call:
     def prepare(self, prepare: Callable[[], Job[R]]) -> Job[R]:
         if self._driver.closed:
             raise _closed()
-        return prepare()
+        job = prepare()
+        if _guard.active:
+            refusal = _guard.refusal(self._driver._endpoint)
+            if refusal is not None:
+                raise ConfigurationError(refusal, code="TestRunGuard")
+        return job
 
     def remaining(self) -> float:
         return self.deadline_at - self._driver._clock()

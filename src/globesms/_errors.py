@@ -241,6 +241,11 @@ CODE_RULES: dict[str, Rule] = {
              "SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureMethod"),
     **_rules(AuthError, "the AccessKey ID does not exist or is disabled",
              "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive"),
+    **_rules(AuthError, "the credential is an STS key but the request carries no security "
+             "token; use the token issued with the key", "MissingSecurityToken"),
+    **_rules(AuthError, "the STS security token is invalid, expired or belongs to another key; "
+             "refresh the STS credential", "InvalidSecurityToken.Expired",
+             "InvalidSecurityToken.MismatchWithAccessKey"),
     **_rules(AuthError, "this machine's clock is more than 15 minutes off; sync it (NTP)",
              "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format"),
     **_rules(AuthError, "the RAM identity is not authorised for this action",
@@ -554,6 +559,9 @@ def redirect_error(http_status: int) -> ConfigurationError:
 
 NO_CREDENTIALS_HINT = (
     "no Alibaba Cloud credential found: export ALIBABA_CLOUD_ACCESS_KEY_ID and "
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET (or configure a RAM role, OIDC or a profile)"
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET before the SmsService is built (or configure a RAM role, "
+    "OIDC or a profile); off Alibaba Cloud set ALIBABA_CLOUD_ECS_METADATA_DISABLED=true to skip "
+    "the 2 s metadata probe; to try globesms without an account use "
+    "`globesms send --sandbox` or globesms.emulator"
 )
 

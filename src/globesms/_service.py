@@ -84,7 +84,8 @@ class SmsService:
         )
 
     def __repr__(self) -> str:
-        return f"SmsService(endpoint={self.settings.endpoint!r}, region={self.settings.region!r})"
+        settings = self.settings
+        return f"SmsService(endpoint={settings.resolved_endpoint!r}, region={settings.region!r})"
 
     def __enter__(self) -> SmsService:
         return self

@@ -9,10 +9,11 @@ Nothing else in the package reads ``os.environ`` for our settings; keys and secr
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ REGION_ENDPOINTS: dict[str, str] = {
 
 CONFIG_ENV = "GLOBESMS_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config") / "globesms.toml"
+ENV_PREFIX = "GLOBESMS_"
+#: ``GLOBESMS_*`` variables read by other loaders (verification settings, test suites, the
+#: emulator, CI switches): never an unknown setting here.
+RESERVED_ENV_PREFIXES = (
+    "GLOBESMS_VERIFY_", "GLOBESMS_TEST_", "GLOBESMS_EMULATOR_", "GLOBESMS_REQUIRE_",
+)
+#: Tables of the TOML file that other loaders read (``_config_path``/``_read_toml``).
+RESERVED_TABLES = ("verify",)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -70,12 +79,10 @@ class Settings:
     def __post_init__(self) -> None:
         _check_types(self)
         if self.endpoint is None:
-            derived = REGION_ENDPOINTS.get(self.region)
-            if derived is None:
+            if self.region not in REGION_ENDPOINTS:
                 known = ", ".join(sorted(REGION_ENDPOINTS))
                 fix = f"must be one of {known}, or endpoint must be set too"
                 raise _bad("region", self.region, fix)
-            object.__setattr__(self, "endpoint", derived)
         elif not self.endpoint.strip() or "://" in self.endpoint or "/" in self.endpoint:
             raise _bad("endpoint", self.endpoint, "must be host[:port] only, e.g. 127.0.0.1:8080")
         if self.protocol not in ("https", "http"):
@@ -102,33 +109,56 @@ class Settings:
                 raise _bad("sender", self.sender, problem)
         _check_rate_store(self.rate_store, self.rate_instances)
 
+    @property
+    def resolved_endpoint(self) -> str:
+        """The ``host[:port]`` requests go to: ``endpoint`` when set, else the region's.
+
+        Derived on every read and never stored, so ``dataclasses.replace(settings,
+        region=...)`` moves the endpoint with the region (``endpoint`` stays as given: None).
+        """
+        return self.endpoint if self.endpoint is not None else REGION_ENDPOINTS[self.region]
+
     @classmethod
     def load(
         cls,
         path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
+        *,
+        sources_into: dict[str, str] | None = None,
         **overrides: Any,
     ) -> Settings:
         """Build settings from defaults, a TOML file, ``GLOBESMS_*`` variables and ``overrides``.
 
         The file is ``path``, else ``$GLOBESMS_CONFIG``, else ``config/globesms.toml`` under the
-        working directory when it exists. ``environ`` defaults to ``os.environ``.
+        working directory when it exists; its ``[verify]`` table belongs to another loader and
+        is skipped. ``environ`` defaults to ``os.environ``. An unknown key or ``GLOBESMS_*``
+        variable is a :class:`ConfigurationError` naming the closest known name.
+        ``sources_into``, when given, receives where each value not left at its default came
+        from (``globesms doctor`` prints it).
         """
         env = os.environ if environ is None else environ
+        if not isinstance(env, Mapping):
+            raise ConfigurationError(
+                f"environ must be a mapping of variable names to strings, not "
+                f"{type(env).__name__}", code="InvalidSetting",
+            )
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
 
         file_path = _config_path(path, env)
         if file_path is not None:
             for key, value in _read_toml(file_path).items():
+                if key in RESERVED_TABLES and isinstance(value, dict):
+                    continue
                 _known(key, str(file_path))
                 values[key] = value
                 sources[key] = f"{key} in {file_path}"
 
+        _check_env_names(env)
         for key in _FIELDS:
-            var = f"GLOBESMS_{key.upper()}"
+            var = f"{ENV_PREFIX}{key.upper()}"
             raw = env.get(var)
-            if raw is not None and raw.strip() != "":
+            if raw is not None and (not isinstance(raw, str) or raw.strip() != ""):
                 values[key] = _parse_env(key, raw, var)
                 sources[key] = f"{var}={_shown(key, raw)}"
 
@@ -136,6 +166,8 @@ class Settings:
             _known(key, "Settings.load()")
             values[key] = value
             sources[key] = f"{key}={_shown(key, value)!r} passed to Settings.load()"
+        if sources_into is not None:
+            sources_into.update(sources)
 
         try:
             return cls(**values)
@@ -197,10 +229,34 @@ def _known(key: str, where: str) -> None:
     if key not in _FIELDS:
         known = ", ".join(sorted(_FIELDS))
         raise ConfigurationError(
-            f"{key} is not a setting: remove it from {where}; known keys: {known}",
+            f"{key} is not a setting{_did_you_mean(key, _FIELDS)}: remove it from {where}; "
+            f"known keys: {known}",
             key=key,
             code="UnknownSetting",
         )
+
+
+def _check_env_names(env: Mapping[str, str]) -> None:
+    """Refuse a ``GLOBESMS_*`` variable that no loader reads (a misspelling is never ignored)."""
+    known = {f"{ENV_PREFIX}{key.upper()}" for key in _FIELDS} | {CONFIG_ENV}
+    for var in env:
+        if (
+            isinstance(var, str)
+            and var.startswith(ENV_PREFIX)
+            and var not in known
+            and not var.startswith(RESERVED_ENV_PREFIXES)
+        ):
+            raise ConfigurationError(
+                f"{var} is not a globesms variable{_did_you_mean(var, known)}: rename or unset "
+                f"it; known: {', '.join(sorted(known))}",
+                key=var,
+                code="UnknownSetting",
+            )
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _check_types(settings: Settings) -> None:
@@ -223,6 +279,8 @@ def _check_types(settings: Settings) -> None:
 
 def _parse_env(key: str, raw: str, var: str) -> Any:
     kind = _KINDS.get(key, str)
+    if not isinstance(raw, str):
+        raise ConfigurationError.for_setting(key, raw, f"must be a string in {var}")
     text = raw.strip()
     try:
         if kind is bool:
@@ -246,23 +304,36 @@ def _parse_env(key: str, raw: str, var: str) -> Any:
 
 def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigurationError.for_setting(
+                "config file", path, "must be a path (str or os.PathLike)"
+            )
         return Path(path)
     from_env = env.get(CONFIG_ENV)
     if from_env:
+        if not isinstance(from_env, str):
+            raise ConfigurationError.for_setting(CONFIG_ENV, from_env, "must be a string")
         return Path(from_env)
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The table in the TOML file at ``path``; any failure is one :class:`ConfigurationError`."""
     try:
-        with path.open("rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
+        text = path.read_bytes().decode("utf-8")
+        data: dict[str, Any] = tomllib.loads(text)
     except FileNotFoundError:
-        raise ConfigurationError.for_setting(
-            "config file", str(path), f"does not exist: create it or unset {CONFIG_ENV}"
-        ) from None
+        fix = f"does not exist: create it, or point --config / {CONFIG_ENV} at a file"
+    except IsADirectoryError:
+        fix = "is a directory: name a TOML file"
+    except OSError as exc:
+        fix = f"cannot be read ({exc.strerror or type(exc).__name__}): check its permissions"
+    except UnicodeDecodeError as exc:
+        fix = f"is not UTF-8 text (byte {exc.start}): a TOML file must be UTF-8"
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError.for_setting(
-            "config file", str(path), f"is not valid TOML ({exc})"
-        ) from None
-    return data
+        fix = f"is not valid TOML ({exc})"
+    except ValueError:  # a path the OS cannot take, e.g. with a NUL character
+        fix = "is not a usable file name"
+    else:
+        return data
+    raise ConfigurationError.for_setting("config file", str(path), fix)

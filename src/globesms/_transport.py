@@ -50,6 +50,7 @@ from ._errors import (
     error_for_exception,
     redirect_error,
 )
+from ._internals import warn_once
 from ._operations import VERSION, Operation
 
 ALGORITHM = "ACS3-HMAC-SHA256"
@@ -300,6 +301,8 @@ class AsyncTransport:
         self._ssl: ssl.SSLContext | None = None
         self._proxy = proxy_for(self._protocol, self._endpoint)
         self._user_agent: str | None = None  # constant per process: built on first use
+        if getattr(client, "_credential", None) is None or not hasattr(client, "_user_agent"):
+            warn_once("async transport", "Client._credential / Client._user_agent")
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -369,7 +372,7 @@ class AsyncTransport:
         except Exception as exc:  # credential refresh, signing: before anything was written
             failure = exc
         if failure is not None:
-            self.where.raise_mapped(failure, None, None)
+            self._raise_unsigned(failure)
         session = self._sessions.get(asyncio.get_running_loop())
         if session is None or session.closed:
             session = self._session()
@@ -396,6 +399,17 @@ class AsyncTransport:
                 raise explained from describe(failure)
             self.where.raise_mapped(failure, None, None)
         return parse_answer(operation, status, headers, raw, self.where)
+
+    def _raise_unsigned(self, failure: Exception) -> NoReturn:
+        """A failure before anything was written: never 'uncertain'."""
+        error = error_for_exception(failure)
+        if isinstance(error, DeliveryUncertain):
+            error = ConfigurationError(
+                f"the request could not be signed ({type(failure).__name__}); nothing was sent. "
+                "Check the credential and the installed SDK versions (globesms doctor)",
+                code="SigningFailed",
+            )
+        raise error from describe(failure)
 
     def _session(self) -> Any:
         connector = _aiohttp.TCPConnector(

@@ -6,6 +6,7 @@ nothing is sent. Messages name the field and the fix, never the number or the te
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -16,13 +17,17 @@ MESSAGE_TYPES = ("OTP", "NOTIFY", "MKT")
 MAX_TASK_ID = 255
 _NUMBER_NOISE = str.maketrans("", "", "+ -()[]\t")
 _MAINLAND = 86
-#: Every assigned country calling code, from phonenumbers' metadata (kept current upstream).
-_CALLING_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+#: Every assigned country calling code, as the digits it is written with, from phonenumbers'
+#: metadata (kept current upstream). Codes are prefix-free, 1-3 digits, none starts with 0.
+_CALLING_CODES: dict[str, int] = {
+    str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+}
+_EXAMPLE = "'+44 7700 900123'"
 
 
 @dataclass(frozen=True, repr=False)
 class Recipient:
-    """A recipient number reduced to digits (country code first), with its masked form."""
+    """A recipient number reduced to ASCII digits (country code first), with its masked form."""
 
     digits: str
     country_code: int
@@ -44,47 +49,69 @@ def mask_digits(digits: str, country_code: int | None) -> str:
 
 
 def mask_number(raw: object) -> str:
-    """Best-effort mask of anything a caller passed as a number (for logs of rejected input)."""
+    """Best-effort mask of anything a caller passed as a number (for logs of rejected input).
+
+    It reads digits exactly as :func:`parse_recipient` does, so a log line never shows a country
+    code that validation would not have found.
+    """
     if not isinstance(raw, str):
         return "<invalid>"
-    digits = raw.translate(_NUMBER_NOISE)
-    if not digits.isdigit():
+    digits = _ascii_digits(raw).translate(_NUMBER_NOISE)
+    if not (digits.isascii() and digits.isdigit()):
         return "<invalid>"
     return mask_digits(digits, _country_code(digits))
 
 
+def _ascii_digits(text: str) -> str:
+    """``text`` with every decimal digit of another script (fullwidth U+FF14, Arabic-Indic
+    U+0664) written as its ASCII digit; anything else, superscripts and circled digits
+    included, stays as it is (and fails the digit check)."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+
+
 def _country_code(digits: str) -> int | None:
-    """The ITU calling code a digit string starts with (codes are prefix-free: 1-3 digits)."""
+    """The country calling code a digit string starts with, looked up as written."""
     for length in (1, 2, 3):
-        code = int(digits[:length])
-        if code in _CALLING_CODES:
+        code = _CALLING_CODES.get(digits[:length])
+        if code is not None:
             return code
     return None
 
 
 def parse_recipient(to: object, *, mainland: bool = False) -> Recipient:
-    """Normalise ``to`` to international digits or raise :class:`InvalidRecipient`.
+    """Normalise ``to`` to international ASCII digits or raise :class:`InvalidRecipient`.
 
     ``mainland=False`` (SendMessageToGlobe) refuses Chinese mainland numbers; ``mainland=True``
     (SendMessageWithTemplate) accepts only them.
     """
     if not isinstance(to, str):
         raise InvalidRecipient(
-            f"to must be a string such as '+44 7700 900123', not {type(to).__name__}",
+            f"to must be a string such as {_EXAMPLE}, not {type(to).__name__}",
             code="InvalidTo",
         )
-    digits = to.strip().translate(_NUMBER_NOISE)
+    text = _ascii_digits(to.strip())
+    digits = text.translate(_NUMBER_NOISE)
     if not digits.isascii() or not digits.isdigit() or not 8 <= len(digits) <= 15:
         raise InvalidRecipient(
             "to must be an international number of 8-15 digits with its country code, "
-            "e.g. '+44 7700 900123' (only +, spaces, dashes and brackets may be added)",
+            f"e.g. {_EXAMPLE} (only +, spaces, dashes and brackets may be added)",
+            code="InvalidTo",
+        )
+    if digits.startswith("0"):
+        raise InvalidRecipient(_leading_zero_hint(digits), code="InvalidTo")
+    if "(0)" in text.replace(" ", ""):
+        raise InvalidRecipient(
+            "to has a trunk prefix '(0)' after the country code, which is only dialled inside "
+            f"the country; remove it, e.g. '+44 (0)7700 900123' is {_EXAMPLE}",
             code="InvalidTo",
         )
     country_code = _country_code(digits)
     if country_code is None:
         raise InvalidRecipient(
             "to does not start with a known country calling code; write it in international "
-            "format, e.g. '+44 7700 900123' (no leading 00 or trunk 0)",
+            f"format, e.g. {_EXAMPLE}",
             code="InvalidTo",
         )
     if mainland and country_code != _MAINLAND:
@@ -94,11 +121,38 @@ def parse_recipient(to: object, *, mainland: bool = False) -> Recipient:
         )
     if not mainland and country_code == _MAINLAND:
         raise InvalidRecipient(
-            "SendMessageToGlobe cannot reach Chinese mainland (+86) numbers; use Alibaba Cloud's "
-            "mainland SMS API for them",
+            "send cannot reach Chinese mainland (+86) numbers; use send_template with an "
+            "approved template and signature for them",
             code="MainlandNumber",
         )
     return Recipient(digits, country_code)
+
+
+def _leading_zero_hint(digits: str) -> str:
+    """The fix for a number that starts with 0: an international call prefix or a trunk prefix.
+
+    No country is guessed for a trunk 0: the same national number is valid in many numbering
+    plans (phonenumbers finds ``0612345678`` valid in 26 countries), so the hint shows the
+    rewrite on an example instead. The hint never holds the caller's digits beyond the masked
+    form ``+44****0123``.
+    """
+    if digits.startswith("00"):
+        rest = digits[2:]
+        code = _country_code(rest)
+        if code is not None and len(rest) >= 8:
+            return (
+                "to starts with the international call prefix 00; write + instead: "
+                f"{mask_digits(rest, code)} (international format, e.g. {_EXAMPLE})"
+            )
+        return (
+            "to starts with the international call prefix 00; write + and the country code "
+            f"instead, e.g. {_EXAMPLE}"
+        )
+    return (
+        "to starts with 0, a trunk prefix only dialled inside a country; write the number in "
+        "international format: + and the country code instead of the 0, e.g. the UK number "
+        f"07700 900123 is {_EXAMPLE}"
+    )
 
 
 def is_valid_unicode(text: str) -> bool:
@@ -170,7 +224,9 @@ def validate(
         problem = check_sender(sender)
         if problem:
             raise InvalidRequest(f"sender {problem}", code="InvalidSender")
-    if message_type is not None and message_type not in MESSAGE_TYPES:
+    if message_type is not None and (
+        not isinstance(message_type, str) or message_type not in MESSAGE_TYPES
+    ):
         raise InvalidRequest("message_type must be OTP, NOTIFY or MKT", code="InvalidType")
     if task_id is not None and (
         not isinstance(task_id, str)

@@ -9,6 +9,12 @@ loopback emulator::
         SmsService().send("+44 7700 900123", "Your code is 123456")
         assert sms_emulator.messages[0].message == "Your code is 123456"
 
+While the plugin is active, no ``SmsService`` reaches a non-loopback
+endpoint: such a call raises ``ConfigurationError [TestRunGuard]`` and sends
+nothing, whenever and wherever the service was built (a module-level
+``SmsService()`` included). ``--globesms-allow-network`` or the ini option
+``globesms_allow_network = true`` turn this off.
+
 Nothing from ``globesms`` or the Alibaba SDK is imported when the plugin
 loads: the credential library reads its environment once, at import, and a
 project's ``conftest.py`` must get to set that environment first.
@@ -24,6 +30,33 @@ import pytest
 
 if TYPE_CHECKING:
     from globesms.emulator import Emulator
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The opt-out for suites that really mean to reach a remote endpoint."""
+    group = parser.getgroup("globesms")
+    group.addoption(
+        "--globesms-allow-network", action="store_true", default=False,
+        help="let SmsService reach non-loopback endpoints during this run (real SMS possible)",
+    )
+    parser.addini(
+        "globesms_allow_network", type="bool", default=False,
+        help="let SmsService reach non-loopback endpoints during test runs (real SMS possible)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse every non-loopback call for the run, unless the suite opted out."""
+    import globesms._guard as guard
+
+    allowed = config.getoption("globesms_allow_network") or config.getini("globesms_allow_network")
+    guard.active = not allowed
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import globesms._guard as guard
+
+    guard.active = False
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ are recorded, and faults can be scripted per recipient::
         ...  # point the SDK at emu.endpoint with protocol="http"
         emu.messages  # what was accepted
 
+Every running emulator also serves an SMS inbox page and a JSON control API
+under ``/_emulator/`` (``emu.inbox_url``; see docs/inbox.md).
+
 ``tls=True`` needs the ``emulator`` extra (trustme).
 """
 

@@ -2,7 +2,8 @@
 
 Order of processing for each request (the first failure answers):
 
-0. ``GET /_emulator/<what>``: the admin paths (not signed, not recorded);
+0. ``/_emulator/...``: the inbox page and its JSON control API (``_control``; not
+   signed, not recorded);
 1. routing: method GET/POST (else 400 ``UnsupportedHTTPMethod``), path ``/``,
    ``x-acs-action`` one of the six operations and ``x-acs-version: 2018-05-01``
    (else 404 ``InvalidApi.NotFound``);
@@ -10,7 +11,9 @@ Order of processing for each request (the first failure answers):
    ``InvalidSignatureMethod``, ``InvalidAccessKeyId.NotFound`` (404),
    ``InvalidTimeStamp.Format``, ``SignatureDoesNotMatch``,
    ``InvalidTimeStamp.Expired``; then, when configured, the STS token
-   (400 ``InvalidSecurityToken.Expired``) and the per-AccessKey QPS limit
+   (400 ``InvalidSecurityToken.Expired``; for a key bound to a token by
+   ``sts_tokens``, 400 ``MissingSecurityToken`` without one and 400
+   ``InvalidSecurityToken.MismatchWithAccessKey`` with another) and the per-AccessKey QPS limit
    (400 ``Throttling.User`` with ``x-acs-retry-after``); then the nonce
    (``SignatureNonceUsed``);
 3. a scripted ``Drop(after_read=False)`` at the head of the queue fires here;
@@ -23,8 +26,8 @@ Order of processing for each request (the first failure answers):
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import hmac
 import itertools
 import math
 import threading
@@ -47,10 +50,9 @@ from ._gateway import (
     default_code,
     default_message,
     gateway_response,
-    json_body,
     new_request_id,
 )
-from ._operations import ACTIONS, SEND_ACTIONS, Api, Policy, describe
+from ._operations import ACTIONS, DEFAULT_MAX_RECORDS, SEND_ACTIONS, Api, Policy, describe
 from ._outcomes import Accept, Delay, Drop, HttpError, Outcome, Reply
 from ._records import AcceptedMessage, RecordedRequest
 from ._server import Exchange
@@ -58,10 +60,12 @@ from ._server import Exchange
 VERSION = "2018-05-01"
 ADMIN_PREFIX = "/_emulator/"
 REDACTED = "<redacted>"
-_SECRET_HEADERS = ("authorization", "x-acs-security-token")
+SECRET_HEADERS = ("authorization", "x-acs-security-token")
 _FORM = "application/x-www-form-urlencoded"
 _NONCE_MEMORY_S = 2 * _signature.TIMESTAMP_WINDOW_S
 INVALID_SECURITY_TOKEN = "InvalidSecurityToken.Expired"  # noqa: S105 - a code; HTTP 400
+MISSING_SECURITY_TOKEN = "MissingSecurityToken"  # noqa: S105 - a code; HTTP 400
+TOKEN_MISMATCH = "InvalidSecurityToken.MismatchWithAccessKey"  # noqa: S105 - a code; HTTP 400
 THROTTLING_USER = "Throttling.User"  # 400
 
 
@@ -70,6 +74,8 @@ class GatewayOptions:
     """Checks the gateway makes before an operation runs."""
 
     security_tokens: frozenset[str] | None = None
+    sts_tokens: Mapping[str, str] | None = None
+    """AccessKey id -> the STS security token it was issued with."""
     qps: int | None = None
     answer_delay: float = 0.0
     """Seconds every API answer is held back (a provider's latency, for benchmarks)."""
@@ -124,18 +130,23 @@ class Backend:
         *,
         policy: Policy | None = None,
         options: GatewayOptions | None = None,
+        max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
         self.access_keys = dict(access_keys)
         self.clock = clock
         self.options = options or GatewayOptions()
-        self.api = Api(policy or Policy(), clock)
+        self.api = Api(policy or Policy(), clock, max_records=max_records)
+        self.control: Callable[[Exchange], Response] | None = None
+        """Answers the ``/_emulator`` paths (the inbox and its JSON API); set by the Emulator."""
+        self._max_records = max_records
+        self._request_count = 0
         self.host_id = "127.0.0.1"
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._in_flight = 0
         self._peak_in_flight = 0
-        self._entries: list[_Entry] = []
+        self._entries: deque[_Entry] = deque()
         self._scripts: dict[str | None, deque[Outcome]] = {}
         self._nonces: dict[str, float] = {}
         self._magic_attempts: dict[str, int] = {}
@@ -155,13 +166,32 @@ class Backend:
         with self._lock:
             self._scripts.setdefault(to, deque()).extend(outcomes)
 
+    def scripts(self) -> dict[str | None, list[Outcome]]:
+        """The outcomes still queued, per recipient (None: the global queue)."""
+        with self._lock:
+            return {to: list(queue) for to, queue in self._scripts.items() if queue}
+
+    def clear_scripts(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+
     def set_chaos(self, settings: ChaosSettings | None) -> None:
         with self._lock:
             self._chaos = Chaos(settings) if settings is not None and settings.active else None
 
+    def chaos_settings(self) -> ChaosSettings | None:
+        with self._lock:
+            return self._chaos.settings if self._chaos is not None else None
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._request_count = 0
+
     def reset(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._request_count = 0
             self._scripts.clear()
             self._nonces.clear()
             self._magic_attempts.clear()
@@ -188,8 +218,12 @@ class Backend:
         return response
 
     def handle(self, exchange: Exchange) -> Response | None:
-        if exchange.path.startswith(ADMIN_PREFIX):
-            return self._admin(exchange)
+        if exchange.path.startswith(ADMIN_PREFIX) or exchange.path == ADMIN_PREFIX.rstrip("/"):
+            if self.control is None:
+                return gateway_response(
+                    404, "NotFound", "No control API on this server.", host_id=self.host_id
+                )
+            return self.control(exchange)
         pairs = _signature.parse_query(exchange.raw_query)
         query = dict(pairs)
         entry = self._open(exchange.headers, query, exchange.target)
@@ -227,48 +261,6 @@ class Backend:
         self._finish(entry, response)
         return response
 
-    # -- admin -----------------------------------------------------------------------
-
-    def admin_payload(self, what: str) -> list[dict[str, object]] | None:
-        """The JSON-ready records behind ``GET /_emulator/<what>``, or None if unknown."""
-        if what == "messages":
-            return [dataclasses.asdict(message) for message in self.api.messages()]
-        if what == "requests":
-            records = []
-            for request in self.requests():
-                data = dataclasses.asdict(request)
-                headers = dict(request.headers)
-                for name in _SECRET_HEADERS:
-                    if name in headers:
-                        headers[name] = REDACTED
-                data["headers"] = headers
-                records.append(data)
-            return records
-        if what == "conversions":
-            return [dataclasses.asdict(record) for record in self.api.conversions()]
-        if what == "conversion-reports":
-            return [dataclasses.asdict(record) for record in self.api.reports()]
-        return None
-
-    def _admin(self, exchange: Exchange) -> Response:
-        exchange.must_close = exchange.must_close or exchange.method not in ("GET", "HEAD")
-        what = exchange.path[len(ADMIN_PREFIX) :].strip("/")
-        payload = self.admin_payload(what)
-        if exchange.method not in ("GET", "HEAD"):
-            return gateway_response(
-                405, "MethodNotAllowed", "The admin paths answer GET only.",
-                host_id=self.host_id,
-            )
-        if payload is None:
-            return gateway_response(
-                404,
-                "NotFound",
-                "Known admin paths: /_emulator/messages, /_emulator/requests,"
-                " /_emulator/conversions, /_emulator/conversion-reports.",
-                host_id=self.host_id,
-            )
-        return Response(status=200, body=json_body({what: payload}))
-
     # -- internals -------------------------------------------------------------------
 
     def _open(self, headers: Message | None, query: dict[str, str], target: str) -> _Entry:
@@ -282,6 +274,9 @@ class Backend:
         )
         with self._lock:
             self._entries.append(entry)
+            self._request_count += 1
+            while len(self._entries) > self._max_records:
+                self._entries.popleft()
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
             self._arrived.notify_all()
@@ -294,7 +289,7 @@ class Backend:
     def wait_for_requests(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` requests arrived; False when ``timeout`` ran out."""
         with self._arrived:
-            return self._arrived.wait_for(lambda: len(self._entries) >= count, timeout)
+            return self._arrived.wait_for(lambda: self._request_count >= count, timeout)
 
     def peak_in_flight(self) -> int:
         with self._lock:
@@ -318,7 +313,7 @@ class Backend:
             access_keys=self.access_keys,
             now=self.clock(),
         )
-        self._check_token(exchange.headers)
+        self._check_token(exchange.headers, verified.access_key_id)
         to = entry.query.get("To")
         with self._lock:
             self._check_nonce(verified.nonce)
@@ -371,9 +366,21 @@ class Backend:
             )
         return str(action)
 
-    def _check_token(self, headers: Message) -> None:
-        allowed = self.options.security_tokens
+    def _check_token(self, headers: Message, key_id: str) -> None:
         token = headers.get("x-acs-security-token")
+        bound = (self.options.sts_tokens or {}).get(key_id)
+        if bound is not None:
+            # A temporary AccessKey is only valid together with the token it was issued with.
+            if token is None or not token.strip():
+                raise GatewayError(
+                    400, MISSING_SECURITY_TOKEN, "SecurityToken is mandatory for this action."
+                )
+            if not hmac.compare_digest(token.strip().encode(), bound.encode()):
+                raise GatewayError(
+                    400, TOKEN_MISMATCH, "Specified SecurityToken mismatch with the AccessKey."
+                )
+            return
+        allowed = self.options.security_tokens
         if allowed is not None and token is not None and token.strip() not in allowed:
             raise GatewayError(
                 400, INVALID_SECURITY_TOKEN, "Specified SecurityToken is expired or invalid."

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType, TracebackType
 
 from ._backend import Backend, GatewayOptions
+from ._codes import find_code
+from ._control import Control, digits
 from ._faults import ChaosSettings
-from ._operations import DELIVERY_STATUSES, DeliveryRule, Policy
+from ._operations import DEFAULT_MAX_RECORDS, DELIVERY_STATUSES, DeliveryRule, Policy
 from ._outcomes import OUTCOME_TYPES, Outcome
 from ._records import AcceptedMessage, Conversion, ConversionReport, RecordedRequest
 from ._server import LoopbackServer
@@ -25,6 +28,26 @@ def _name_set(name: str, values: Iterable[str] | None) -> frozenset[str] | None:
     if not all(isinstance(value, str) and value for value in result):
         raise ValueError(f"{name} must hold non-empty strings")
     return result
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _client_host(host: str) -> str:
+    """Where a local client reaches a server bound to ``host`` (wildcards: the loopback)."""
+    bare = host.strip("[]")
+    if bare in ("", "0.0.0.0"):  # noqa: S104 - recognising the wildcard, not binding it
+        return "127.0.0.1"
+    if bare == "::":
+        return "[::1]"
+    return f"[{bare}]" if ":" in bare else bare
 
 
 def _templates(
@@ -70,6 +93,19 @@ class Emulator:
     ``qps``: at most that many requests per AccessKey id in any one-second
     window; beyond it HTTP 400 ``Throttling.User`` with ``x-acs-retry-after``
     (milliseconds until a slot frees).
+    ``sts_tokens``: AccessKey id (one of ``access_keys``) -> the STS security
+    token it was issued with, as for temporary credentials: a request signed
+    with such a key and no ``x-acs-security-token`` gets HTTP 400
+    ``MissingSecurityToken``, one with another token HTTP 400
+    ``InvalidSecurityToken.MismatchWithAccessKey``.
+
+    The SMS inbox (``inbox_url``) and its JSON control API live under
+    ``/_emulator/``. ``host`` binds another address than 127.0.0.1; on a
+    non-loopback address they need ``admin_token`` (sent as an
+    ``X-Emulator-Token`` header, a bearer token, or the login form's cookie)
+    unless ``no_auth=True`` says, explicitly, that anyone who reaches the port
+    may read the codes. ``max_records``: messages, requests and conversions
+    kept (the oldest are dropped beyond it).
     """
 
     def __init__(
@@ -83,8 +119,13 @@ class Emulator:
         sign_names: Iterable[str] | None = None,
         template_codes: Iterable[str] | Mapping[str, str] | None = None,
         security_tokens: Iterable[str] | None = None,
+        sts_tokens: Mapping[str, str] | None = None,
         qps: int | None = None,
         answer_delay: float = 0.0,
+        host: str = "127.0.0.1",
+        admin_token: str | None = None,
+        no_auth: bool = False,
+        max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
         if not isinstance(access_keys, Mapping) or not access_keys:
             raise ValueError("access_keys must map at least one AccessKey id to its secret")
@@ -102,6 +143,14 @@ class Emulator:
             raise ValueError(f"port must be 0 (any free port) or 1-65535 (got {port!r})")
         if qps is not None and (isinstance(qps, bool) or not isinstance(qps, int) or qps < 1):
             raise ValueError(f"qps must be a positive int or None (got {qps!r})")
+        if sts_tokens is not None:
+            if not isinstance(sts_tokens, Mapping):
+                raise TypeError("sts_tokens must map AccessKey ids to security tokens")
+            for key_id, token in sts_tokens.items():
+                if key_id not in access_keys:
+                    raise ValueError("every sts_tokens key must be one of the access_keys ids")
+                if not isinstance(token, str) or not token.strip():
+                    raise ValueError("sts_tokens values must be non-empty strings")
         policy = Policy(
             sender_ids=_name_set("sender_ids", sender_ids),
             sign_names=_name_set("sign_names", sign_names),
@@ -110,13 +159,44 @@ class Emulator:
         if not isinstance(answer_delay, (int, float)) or not 0 <= answer_delay <= 60:
             raise ValueError(f"answer_delay must be 0-60 seconds (got {answer_delay!r})")
         options = GatewayOptions(
-            security_tokens=_name_set("security_tokens", security_tokens), qps=qps,
+            security_tokens=_name_set("security_tokens", security_tokens),
+            sts_tokens=dict(sts_tokens) if sts_tokens is not None else None, qps=qps,
             answer_delay=float(answer_delay),
         )
+        if not isinstance(host, str) or not host.strip("[]") or any(c in host for c in " /\n"):
+            raise ValueError(f"host must be an address to bind, e.g. 127.0.0.1 (got {host!r})")
+        if admin_token is not None and (
+            not isinstance(admin_token, str)
+            or len(admin_token) < 8
+            or not admin_token.isprintable()
+            or any(c in admin_token for c in " ;,\"")
+        ):
+            raise ValueError("admin_token must be at least 8 printable characters, no spaces")
+        loopback = is_loopback(host)
+        if not loopback and admin_token is None and not no_auth:
+            raise ValueError(
+                f"bound to {host} (not a loopback address), the inbox and control API show"
+                " codes and numbers to anyone who can reach the port: give admin_token, or"
+                " no_auth=True to serve them without one"
+            )
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
+            raise ValueError(f"max_records must be a positive int (got {max_records!r})")
         self._trustme: ModuleType | None = load_trustme() if tls else None
         self._tls = tls
         self._port = port
-        self._backend = Backend(access_keys, clock, policy=policy, options=options)
+        self._host = host.strip("[]")
+        self._backend = Backend(
+            access_keys, clock, policy=policy, options=options, max_records=max_records
+        )
+        self._backend.control = Control(
+            self._backend,
+            token=admin_token,
+            loopback=loopback,
+            set_message_delivery=self._set_message_delivery,
+            set_delivery=self._set_delivery_rule,
+            chaos=self.chaos,
+            reset=self.reset,
+        )
         self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
         self._material: TlsMaterial | None = None
@@ -132,10 +212,14 @@ class Emulator:
                 raise RuntimeError("this Emulator is closed; create a new one")
             if self._server is not None:
                 raise RuntimeError("this Emulator is already started")
-            material = make_tls_material(self._trustme) if self._trustme is not None else None
+            material = (
+                make_tls_material(self._trustme, _client_host(self._host).strip("[]"))
+                if self._trustme is not None else None
+            )
             try:
                 server = LoopbackServer(
                     self._backend,
+                    host=self._host,
                     port=self._port,
                     ssl_context=material.context if material is not None else None,
                 )
@@ -145,7 +229,7 @@ class Emulator:
                 raise
             self._material = material
             self._server = server
-            self._backend.host_id = f"127.0.0.1:{server.port}"
+            self._backend.host_id = f"{_client_host(self._host)}:{server.port}"
             self._thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -162,6 +246,7 @@ class Emulator:
                 return
             self._closed = True
             self._backend.closing.set()
+            self._backend.api.changes.close()
             server, thread, material = self._server, self._thread, self._material
             if server is not None:
                 server.shutdown()
@@ -194,10 +279,10 @@ class Emulator:
 
     @property
     def endpoint(self) -> str:
-        """``127.0.0.1:PORT``, for ``Config(endpoint=...)``."""
+        """``HOST:PORT`` (127.0.0.1 for a wildcard bind), for ``Config(endpoint=...)``."""
         if self._server is None:
             raise RuntimeError("the Emulator is not started: use start() or a with block")
-        return f"127.0.0.1:{self._server.port}"
+        return f"{_client_host(self._host)}:{self._server.port}"
 
     @property
     def protocol(self) -> str:
@@ -255,8 +340,40 @@ class Emulator:
 
     @property
     def admin_url(self) -> str:
-        """Base URL of the JSON admin paths, e.g. ``admin_url + "messages"``."""
+        """Base URL of the JSON control API, e.g. ``admin_url + "messages"``."""
         return f"{self.protocol}://{self.endpoint}/_emulator/"
+
+    @property
+    def inbox_url(self) -> str:
+        """The SMS inbox page (same as ``admin_url``)."""
+        return self.admin_url
+
+    def latest_message(self, to: str | None = None) -> AcceptedMessage | None:
+        """The newest kept message (to ``to``, any spelling of the number), or None."""
+        wanted = digits(to) if to is not None else None
+        for message in reversed(self._backend.messages()):
+            if wanted is None or message.to == wanted:
+                return message
+        return None
+
+    def latest_code(self, to: str | None = None) -> str | None:
+        """The verification code (4-10 digits, or WebOTP ``#code``) of the newest message
+        to ``to`` that has one, as the inbox highlights it; None when there is none."""
+        wanted = digits(to) if to is not None else None
+        for message in reversed(self._backend.messages()):
+            if wanted is None or message.to == wanted:
+                found = find_code(message.message)
+                if found is not None:
+                    return found[0]
+        return None
+
+    def clear_messages(self) -> None:
+        """Forget the accepted messages (and their delivery states), as the inbox's Clear all."""
+        self._backend.api.clear_messages()
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        self._backend.clear_requests()
 
     def delivery_status(self, message_id: str) -> str:
         """What QueryMessage would report now for ``message_id``: sent, failed or sending."""
@@ -305,7 +422,38 @@ class Emulator:
             raise ValueError(f"status must be one of {sorted(DELIVERY_STATUSES)} (got {status!r})")
         if error_code is not None and (not isinstance(error_code, str) or not error_code):
             raise ValueError("error_code must be a non-empty string or None")
+        self._set_delivery_rule(to, status, error_code, description)
+
+    def _set_delivery_rule(
+        self, to: str | None, status: str, error_code: str | None, description: str | None
+    ) -> None:
         self._backend.api.set_delivery(to, DeliveryRule(status, error_code, description))
+
+    def set_message_delivery(
+        self,
+        message_id: str,
+        status: str,
+        *,
+        error_code: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Decide what QueryMessage reports for one message (as the inbox's state control).
+
+        ``status`` as for ``set_delivery``; this wins over every number rule.
+        Raises KeyError when no kept message has ``message_id``.
+        """
+        if status not in DELIVERY_STATUSES:
+            raise ValueError(f"status must be one of {sorted(DELIVERY_STATUSES)} (got {status!r})")
+        if error_code is not None and (not isinstance(error_code, str) or not error_code):
+            raise ValueError("error_code must be a non-empty string or None")
+        if not self._set_message_delivery(message_id, status, error_code, description):
+            raise KeyError("no kept message has this id")
+
+    def _set_message_delivery(
+        self, message_id: str, status: str, error_code: str | None, description: str | None
+    ) -> bool:
+        rule = DeliveryRule(status, error_code, description)
+        return self._backend.api.set_message_delivery(message_id, rule)
 
     def chaos(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -23,6 +24,15 @@ UNSUPPORTED_METHOD = "UnsupportedHTTPMethod"  # 400
 INTERNAL_ERROR = "InternalError"  # 500
 
 _DEFAULT_CODES = {429: "Throttling.User", 500: "InternalError", 503: "ServiceUnavailable"}
+# Reason phrases as the emulator has always spelled them: Python 3.13 renamed these in
+# ``http.HTTPStatus`` (414 "URI Too Long", 413 "Content Too Large", ...), which would change
+# the derived ``Code`` with the interpreter.
+_PHRASES = {
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    416: "Requested Range Not Satisfiable",
+    422: "Unprocessable Entity",
+}
 
 
 _ids = random.Random()  # noqa: S311 - request ids, not secrets
@@ -37,18 +47,23 @@ def default_code(status: int) -> str:
     """The gateway ``Code`` used when a scripted error gives none, e.g. 502 -> ``BadGateway``."""
     if status in _DEFAULT_CODES:
         return _DEFAULT_CODES[status]
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
+    phrase = _phrase(status)
+    if phrase is None:
         return f"Http{status}"
     return "".join(word[:1].upper() + word[1:] for word in phrase.replace("-", " ").split())
 
 
 def default_message(status: int) -> str:
+    return _phrase(status) or f"HTTP {status}"
+
+
+def _phrase(status: int) -> str | None:
+    if status in _PHRASES:
+        return _PHRASES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
-        return f"HTTP {status}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class Response:
     extra_headers: tuple[tuple[str, str], ...] = ()
     request_id: str = ""
     code: str | None = None
+    stream: Iterator[bytes] | None = None
+    """Chunks written after the head, instead of ``body``, until exhausted (server-sent events)."""
 
 
 class GatewayError(Exception):

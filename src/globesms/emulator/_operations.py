@@ -14,13 +14,14 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ._faults import MAGIC_BY_NUMBER
 from ._gateway import GatewayError, Response, business_response, json_body, new_request_id
 from ._numbers import check_number, describe_number
-from ._records import AcceptedMessage, Conversion, ConversionReport
+from ._records import AcceptedMessage, Changes, Conversion, ConversionReport
 from ._segments import count_segments
 
 SEND = "SendMessageToGlobe"
@@ -36,6 +37,8 @@ SEND_ACTIONS = frozenset({SEND, TEMPLATE})
 MESSAGE_TYPES = ("OTP", "NOTIFY", "MKT")
 BATCH_MESSAGE_TYPES = ("NOTIFY", "MKT")
 BATCH_LIMIT = 1000
+DEFAULT_MAX_RECORDS = 1000
+"""Messages (and requests, conversions) kept by default; the oldest are dropped beyond it."""
 DELIVERY_STATUSES = {"sent": "1", "failed": "2", "sending": "3"}
 DEFAULT_FAILURE_CODE = "UNDELIVERED"
 DELIVERED_CODE = "DELIVERED"
@@ -99,7 +102,8 @@ _ids = random.Random()  # noqa: S311 - ids, not secrets
 
 
 def _format_date(epoch: float) -> str:
-    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(epoch))
+    """The provider's date form, in its own zone (UTC+8), so clients must honour the offset."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0800", time.gmtime(epoch + 8 * 3600))
 
 
 @dataclass(frozen=True)
@@ -121,15 +125,24 @@ class DeliveryRule:
 class Api:
     """Operation handlers and the state they share; thread-safe."""
 
-    def __init__(self, policy: Policy, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        clock: Callable[[], float],
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+    ) -> None:
         self.policy = policy
         self.clock = clock
+        self.changes = Changes()
         self._lock = threading.Lock()
-        self._messages: list[AcceptedMessage] = []
+        self._messages: deque[AcceptedMessage] = deque()
         self._by_id: dict[str, AcceptedMessage] = {}
-        self._conversions: list[Conversion] = []
-        self._reports: list[ConversionReport] = []
+        self._conversions: deque[Conversion] = deque(maxlen=max_records)
+        self._reports: deque[ConversionReport] = deque(maxlen=max_records)
         self._delivery: dict[str | None, DeliveryRule] = {}
+        self._message_delivery: dict[str, DeliveryRule] = {}
+        self._max_records = max_records
 
     # -- state ---------------------------------------------------------------------------
 
@@ -145,12 +158,43 @@ class Api:
         with self._lock:
             return list(self._reports)
 
+    def message(self, message_id: str) -> AcceptedMessage | None:
+        with self._lock:
+            return self._by_id.get(message_id)
+
     def set_delivery(self, to: str | None, rule: DeliveryRule | None) -> None:
         with self._lock:
             if rule is None:
                 self._delivery.pop(to, None)
             else:
                 self._delivery[to] = rule
+        self.changes.bump()
+
+    def set_message_delivery(self, message_id: str, rule: DeliveryRule) -> bool:
+        """Set one message's delivery state; False when no kept message has this id."""
+        with self._lock:
+            if message_id not in self._by_id:
+                return False
+            self._message_delivery[message_id] = rule
+        self.changes.bump()
+        return True
+
+    def delivery_rules(self) -> dict[str | None, DeliveryRule]:
+        with self._lock:
+            return dict(self._delivery)
+
+    def clear_delivery(self) -> None:
+        with self._lock:
+            self._delivery.clear()
+            self._message_delivery.clear()
+        self.changes.bump()
+
+    def clear_messages(self) -> None:
+        with self._lock:
+            self._messages.clear()
+            self._by_id.clear()
+            self._message_delivery.clear()
+        self.changes.bump()
 
     def reset(self) -> None:
         with self._lock:
@@ -159,12 +203,21 @@ class Api:
             self._conversions.clear()
             self._reports.clear()
             self._delivery.clear()
+            self._message_delivery.clear()
+        self.changes.bump()
 
     def _store(self, messages: list[AcceptedMessage]) -> None:
+        if not messages:
+            return
         with self._lock:
             self._messages.extend(messages)
             for message in messages:
                 self._by_id[message.message_id] = message
+            while len(self._messages) > self._max_records:
+                dropped = self._messages.popleft()
+                self._by_id.pop(dropped.message_id, None)
+                self._message_delivery.pop(dropped.message_id, None)
+        self.changes.bump()
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -358,9 +411,13 @@ class Api:
     # -- QueryMessage --------------------------------------------------------------------
 
     def delivery_of(self, message: AcceptedMessage) -> DeliveryRule:
-        """The delivery state ``message`` reports now: its number's rule, else the defaults."""
+        """The delivery state ``message`` reports now.
+
+        Its own state (set from the inbox or ``set_message_delivery``) wins, then its
+        number's rule, then a magic number's, then the rule for every number.
+        """
         with self._lock:
-            rule = self._delivery.get(message.to)
+            rule = self._message_delivery.get(message.message_id) or self._delivery.get(message.to)
             if rule is None:
                 magic = MAGIC_BY_NUMBER.get(message.to)
                 if magic is not None and magic.delivery != "sent":

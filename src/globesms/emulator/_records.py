@@ -6,6 +6,7 @@ Phone numbers, message text, template values and credentials stay out of every
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 
@@ -82,3 +83,36 @@ class ConversionReport:
     rate: float
     report_time: int | None
     request_id: str
+
+
+class Changes:
+    """A version number that moves whenever the messages change, and a way to wait for it.
+
+    The inbox page's event stream waits here; ``close()`` wakes every waiter for good.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._version = 0
+        self._closed = False
+
+    @property
+    def version(self) -> int:
+        with self._condition:
+            return self._version
+
+    def bump(self) -> None:
+        with self._condition:
+            self._version += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int | None:
+        """The version once it is not ``seen`` (``seen`` after ``timeout``); None: closed."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._closed or self._version != seen, timeout)
+            return None if self._closed else self._version
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()

@@ -202,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.parse_request():
             return
         exchange = Exchange(self.command, self.path, self.headers, self.rfile)
-        if self.command not in ("GET", "POST"):
+        if self.command not in ("GET", "POST", "PUT", "DELETE"):
             exchange.must_close = True
         response = self._emulator_server().app.handle(exchange)
         if response is None:
@@ -215,7 +215,30 @@ class _Handler(BaseHTTPRequestHandler):
                 exchange.must_close = True
         if exchange.must_close:
             self.close_connection = True
+        if response.stream is not None:
+            self._write_stream(response)
+            return
         self._write(response)
+
+    def _write_stream(self, response: Response) -> None:
+        """Send the head, then each chunk as it comes; the connection closes at the end."""
+        stream = response.stream
+        assert stream is not None
+        self.close_connection = True
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            for name, value in response.extra_headers:
+                self.send_header(name, value)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for chunk in stream:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
     def _write(self, response: Response) -> None:
         self.send_response(response.status)
@@ -263,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LoopbackServer(ThreadingHTTPServer):
-    """A threaded HTTP(S) server bound to 127.0.0.1 that tracks its connections."""
+    """A threaded HTTP(S) server (127.0.0.1 unless told otherwise) tracking its connections."""
 
     daemon_threads = True
     block_on_close = False
@@ -271,13 +294,20 @@ class LoopbackServer(ThreadingHTTPServer):
     request_queue_size = 64
 
     def __init__(
-        self, app: Application, *, port: int = 0, ssl_context: ssl.SSLContext | None = None
+        self,
+        app: Application,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
         self._ssl_context = ssl_context
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
-        super().__init__(("127.0.0.1", port), _Handler)
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host, port), _Handler)
 
     @property
     def port(self) -> int:

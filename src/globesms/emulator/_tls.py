@@ -10,7 +10,11 @@ import tempfile
 from dataclasses import dataclass
 from types import ModuleType
 
-_MISSING = "tls=True needs trustme: pip install 'globesms[emulator]'"
+_MISSING = (
+    "tls=True needs trustme (the emulator extra; globesms is not on PyPI): in a globesms"
+    " checkout run pip install -e '.[emulator]', or pip install"
+    " 'globesms[emulator] @ git+<globesms repository URL>'"
+)
 
 
 def load_trustme() -> ModuleType:
@@ -33,10 +37,11 @@ class TlsMaterial:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def make_tls_material(trustme: ModuleType) -> TlsMaterial:
-    """Issue a CA and a server certificate for 127.0.0.1 and localhost."""
+def make_tls_material(trustme: ModuleType, host: str = "127.0.0.1") -> TlsMaterial:
+    """Issue a CA and a server certificate for 127.0.0.1, localhost and ``host``."""
     authority = trustme.CA(organization_name="globesms emulator")
-    leaf = authority.issue_cert("127.0.0.1", "localhost")
+    names = dict.fromkeys(("127.0.0.1", "localhost", host))
+    leaf = authority.issue_cert(*names)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     leaf.configure_cert(context)
