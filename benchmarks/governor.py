@@ -54,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 def emulator(delay: float) -> Iterator[str]:
     """A fresh emulator in its own process; yields its endpoint."""
     command = [sys.executable, "-m", "globesms._cli", "emulator", "--key", f"{KEY}:{SECRET}",
-               "--delay", str(delay)]
+               "--delay", str(delay), "--max-records", "1000000"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     fields: dict[str, str] = {}
