@@ -17,9 +17,14 @@ Two homes for the state:
   tries the store again after a back-off.
 
 Pacing is exact at the endpoint, not only at the governor: slots are spaced for a slightly lower
-rate than the cap (:data:`LAG_ALLOWANCE`), so the 10-30 ms of scheduling between a granted slot and
-the request reaching the endpoint cannot push more than the cap into any 1-second window; and
-waits are rounded up to a :data:`WAKE_GRID` so one timer wake-up releases several sends.
+rate than the cap (:data:`LAG_ALLOWANCE`), so the 10-25 ms of scheduling between a granted slot and
+the request reaching the endpoint cannot push more than the cap into any 1-second window; waits
+are rounded up to a :data:`WAKE_GRID` so one timer wake-up releases several sends; and
+:func:`pace` / :func:`pace_async` give up a slot whose wait ended too late (:data:`LATE_LIMIT`)
+rather than start it late. Concurrent tasks of one event loop share one script call.
+
+The service wires it: one governor per governed operation from :func:`build_governor`, and
+``pace`` / ``pace_async`` before each attempt; :func:`default_max_in_flight` is the sizing rule.
 """
 
 from __future__ import annotations
@@ -670,7 +675,8 @@ class SharedGovernor:
             self._queue_end = max(self._queue_end, end)
             self._backlog = max(0.0, end - now)
         if probe:
-            logger.info("%s rate store answers again; sharing the budget", _EVENT_RESTORED,
+            logger.info("%s rate store %s answers again; sharing the budget", _EVENT_RESTORED,
+                        safe_url(self.store.url),
                         extra={"event": _EVENT_RESTORED, "operation": self.operation,
                                "store": safe_url(self.store.url)})
         if not decision.granted:
@@ -693,8 +699,9 @@ class SharedGovernor:
         if was_up:
             self.fallback.not_before(last)
             logger.warning(
-                "%s rate store unreachable (%s); pacing this process alone at %.3f/s",
-                _EVENT_FALLBACK, _describe(error), self.fallback.pace.rate,
+                "%s rate store %s unreachable (%s); pacing this process alone at %.3f/s",
+                _EVENT_FALLBACK, safe_url(self.store.url), _describe(error),
+                self.fallback.pace.rate,
                 extra={"event": _EVENT_FALLBACK, "operation": self.operation,
                        "store": safe_url(self.store.url), "error_class": type(error).__name__,
                        "retry_in_ms": round(self._backoff * 1000)})
