@@ -210,6 +210,9 @@ def test_rate_store_settings_are_validated_with_the_fix() -> None:
     """A non-Redis URL or rate_instances < 1 fails when Settings is built, worded as the fix."""
     with pytest.raises(ConfigurationError, match="redis:// or rediss://"):
         _settings(rate_store="http://127.0.0.1:6379")
+    for bad in ("redis://", "redis://127.0.0.1:port/0", "127.0.0.1:6379"):
+        with pytest.raises(ConfigurationError, match="redis:// or rediss://"):
+            _settings(rate_store=bad)
     with pytest.raises(ConfigurationError, match="rate_instances must be >= 1"):
         _settings(rate_instances=0)
     loaded = Settings.load(environ={"GLOBESMS_RATE_STORE": "redis://127.0.0.1:6379/2",
@@ -231,6 +234,10 @@ def test_store_password_never_appears_in_repr_or_errors() -> None:
         Settings.load(environ={}, endpoint="127.0.0.1:1",
                       rate_store=f"tcp://app:{secret}@cache:1")
     assert secret not in str(again.value)
+    sources: dict[str, str] = {}
+    Settings.load(environ={"GLOBESMS_RATE_STORE": f"rediss://app:{secret}@cache:6380/0"},
+                  endpoint="127.0.0.1:1", sources_into=sources)
+    assert "GLOBESMS_RATE_STORE" in sources["rate_store"] and secret not in str(sources)
 
 
 def test_clock_link_measures_how_late_an_answer_arrives() -> None:

@@ -585,9 +585,9 @@ class SharedGovernor:
     WARNING), tries the store again after a back-off (1 s, doubling to 8 s) and logs one INFO
     when it answers again. Transitions keep the account within the budget: the fallback starts
     after the last slot the store had granted to any process (as last seen here, moved on by
-    the backlog seen then, as others kept reserving); the store,
-    once back, grants no slot before the last one the fallback granted here, and for
-    :data:`RESTORE_GRACE` this process also keeps to its fallback share.
+    the backlog seen then, as others kept reserving); the store, once back, grants no slot
+    before the last one the fallback granted here, and for :data:`RESTORE_GRACE` this process
+    also keeps to its fallback share.
     """
 
     def __init__(

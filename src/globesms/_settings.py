@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
 from ._validate import MESSAGE_TYPES, check_sender
@@ -219,8 +220,12 @@ def _check_rate_store(url: str | None, instances: int) -> None:
         raise _bad("rate_instances", instances, "must be >= 1 (the processes sharing max_rate)")
     if url is None:
         return
-    scheme = url.partition("://")[0].lower()
-    if scheme not in ("redis", "rediss") or not url.partition("://")[2].strip():
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("redis", "rediss") or not parts.hostname:
         raise _bad("rate_store", _url_without_secret(url),
                    "must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0")
 
