@@ -210,7 +210,8 @@ def test_rate_store_settings_are_validated_with_the_fix() -> None:
     """A non-Redis URL or rate_instances < 1 fails when Settings is built, worded as the fix."""
     with pytest.raises(ConfigurationError, match="redis:// or rediss://"):
         _settings(rate_store="http://127.0.0.1:6379")
-    for bad in ("redis://", "redis://127.0.0.1:port/0", "127.0.0.1:6379"):
+    assert _settings(rate_store="unix:///run/redis.sock").rate_store == "unix:///run/redis.sock"
+    for bad in ("redis://", "redis://127.0.0.1:port/0", "127.0.0.1:6379", "unix://"):
         with pytest.raises(ConfigurationError, match="redis:// or rediss://"):
             _settings(rate_store=bad)
     with pytest.raises(ConfigurationError, match="rate_instances must be >= 1"):

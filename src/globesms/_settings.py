@@ -225,9 +225,14 @@ def _check_rate_store(url: str | None, instances: int) -> None:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
         parts = None
-    if parts is None or parts.scheme.lower() not in ("redis", "rediss") or not parts.hostname:
+    scheme, where = "", None
+    if parts is not None:
+        scheme = parts.scheme.lower()
+        where = parts.path if scheme == "unix" else parts.hostname
+    if scheme not in ("redis", "rediss", "unix") or not where:
         raise _bad("rate_store", _url_without_secret(url),
-                   "must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0")
+                   "must be a redis:// or rediss:// URL (or unix:///path/redis.sock), e.g. "
+                   "redis://127.0.0.1:6379/0")
 
 
 def _known(key: str, where: str) -> None:
