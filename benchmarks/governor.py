@@ -373,8 +373,8 @@ def outage(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="500,2000")
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--workers", type=int, default=64, help="send_async tasks per process")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--workers", type=int, default=128, help="send_async tasks per process")
     parser.add_argument("--delay", type=float, default=0.0, help="emulator answer delay (s)")
     parser.add_argument("--redis", default=os.environ.get("GLOBESMS_TEST_REDIS_URL",
                                                           "redis://127.0.0.1:6379/0"))
