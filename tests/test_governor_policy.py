@@ -282,7 +282,7 @@ def test_pace_uses_a_slot_reached_on_time() -> None:
     """A wait that ends on time (or within LATE_LIMIT) is used: one slot, one sleep."""
     from globesms._governor import pace
 
-    time = Oversleeping([0.01])
+    time = Oversleeping([0.005])
     governor = LocalGovernor(10.0, clock=time.clock, grid=0.0)
     governor.acquire(15.0)
     pace(governor, lambda: 15.0, sleep=time.sleep, clock=time.clock)
