@@ -66,8 +66,8 @@ OPERATION_LIMITS: dict[str, float] = {
 LAG_ALLOWANCE = 0.03
 
 #: How late (seconds) a wait may end and its slot still be used: of the 25 ms of scheduling lag
-#: the pacing allows for, 15 ms are left for the request to get from the wake-up to the endpoint.
-LATE_LIMIT = 0.010
+#: the pacing allows for, 10 ms are left for the request to get from the wake-up to the endpoint.
+LATE_LIMIT = 0.015
 
 #: Waits are rounded up to this grid (seconds, on the governor's clock) so that sends whose slots
 #: fall close together wake on one timer instead of one each.
