@@ -1,4 +1,4 @@
-"""Shared fixtures. The environment is scrubbed before anything imports the SDK.
+"""Shared fixtures. The environment is scrubbed (by ``support``) before anything imports the SDK.
 
 The credential library reads its environment once, at import, so the scrub happens here, at
 module import, before ``globesms`` (and through it ``alibabacloud_credentials``) is imported.
@@ -8,44 +8,26 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
-_SCRUB_PREFIXES = ("GLOBESMS_", "ALIBABA_CLOUD_")
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
-               "https_proxy", "all_proxy", "no_proxy", "DEBUG")
-#: Test-kit variables (GLOBESMS_TEST_REDIS_URL, GLOBESMS_REQUIRE_REDIS), kept before the scrub.
-TEST_ENV = {name: value for name, value in os.environ.items()
-            if name.startswith(("GLOBESMS_TEST_", "GLOBESMS_REQUIRE_"))}
-for _name in list(os.environ):
-    if _name.startswith(_SCRUB_PREFIXES) or _name in _PROXY_VARS:
-        del os.environ[_name]
-# Never let a test probe the real ECS metadata address, and never read a developer's profiles.
-os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
-os.environ["ALIBABA_CLOUD_CLI_PROFILE_DISABLED"] = "true"
-os.environ["HOME"] = tempfile.mkdtemp(prefix="globesms-test-home-")
+# isort: off
+import support  # noqa: F401 - first: scrubs the environment before globesms imports the SDK
+# isort: on
 
-import pytest  # noqa: E402
+import pytest
 
-from globesms import Settings, SmsService  # noqa: E402
-from globesms._credentials import static_credential  # noqa: E402
-from globesms.emulator import Emulator  # noqa: E402
-
-KEY_ID = "testKeyId"
-KEY_SECRET = "testKeySecret-9f8e7d6c5b4a"
-NUMBER = "+44 7700 900123"
-DIGITS = "447700900123"
-TEXT = "Your code is 483920. Do not share it."
+from globesms import Settings, SmsService
+from globesms._credentials import static_credential
+from globesms.emulator import Emulator
+from support import KEY_ID, KEY_SECRET, PROXY_VARS, FakeTime, ServiceFactory
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """Strip variables a developer's shell could set, and run from an empty directory."""
     for name in list(os.environ):
-        if name.startswith("GLOBESMS_") or name in _PROXY_VARS:
+        if name.startswith("GLOBESMS_") or name in PROXY_VARS:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -57,28 +39,10 @@ def emulator() -> Iterator[Emulator]:
         yield emu
 
 
-@dataclass
-class FakeTime:
-    """A clock that advances with real time plus every sleep, and records the sleeps."""
-
-    sleeps: list[float] = field(default_factory=list)
-    offset: float = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.offset += seconds
-
-    def clock(self) -> float:
-        return time.monotonic() + self.offset
-
-
 @pytest.fixture
 def fake_time() -> FakeTime:
     """Injected sleep and clock: tests never sleep for real."""
     return FakeTime()
-
-
-ServiceFactory = Callable[..., SmsService]
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from alibabacloud_dysmsapi20180501.client import Client
 from alibabacloud_tea_openapi.models import Config
 from alibabacloud_tea_util.models import RuntimeOptions
 
-from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 from globesms import (
     DeliveryUncertain,
     InvalidRecipient,
@@ -28,6 +27,7 @@ from globesms import (
 )
 from globesms._credentials import static_credential
 from globesms.emulator import Accept, Delay, Drop, Emulator, HttpError, Reply
+from support import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 
 
 class AsyncFakeTime(FakeTime):

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT
 from globesms import ConfigurationError, Settings, SmsService
 from globesms._credentials import CredentialGate
 from globesms.emulator import Emulator
+from support import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT
 
 
 def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -258,7 +258,7 @@ def test_stopped_redis_fails_and_hides_password(
 
 def _test_redis_url() -> str:
     """The test Redis; skip when it is missing, fail instead under GLOBESMS_REQUIRE_REDIS=1."""
-    from conftest import TEST_ENV
+    from support import TEST_ENV
 
     url = TEST_ENV.get("GLOBESMS_TEST_REDIS_URL", "")
     required = TEST_ENV.get("GLOBESMS_REQUIRE_REDIS", "") == "1"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from conftest import KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 from globesms import Settings, SmsService, Throttled, TransientError
 from globesms._credentials import static_credential
 from globesms._governor import RateGovernor
 from globesms.emulator import Delay, Emulator
+from support import KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 
 
 class Frozen:

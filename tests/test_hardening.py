@@ -19,7 +19,6 @@ from alibabacloud_credentials.exceptions import CredentialException
 from alibabacloud_dysmsapi20180501.client import Client
 from alibabacloud_tea_openapi.models import Config
 
-from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 from globesms import (
     ConfigurationError,
     NetworkError,
@@ -29,6 +28,7 @@ from globesms import (
 )
 from globesms._credentials import static_credential
 from globesms.emulator import Accept, Emulator, HttpError
+from support import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 
 SYNC_AND_ASYNC = pytest.mark.parametrize("mode", ["sync", "async"])
 

@@ -8,10 +8,10 @@ import traceback
 
 import pytest
 
-from conftest import DIGITS, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 from globesms import JsonFormatter, Settings, SmsError, SmsService
 from globesms._credentials import static_credential
 from globesms.emulator import Accept, Delay, Drop, Emulator, HttpError, Reply
+from support import DIGITS, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 
 MASKED = "+44****0123"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DIGITS, NUMBER, TEXT, FakeTime, ServiceFactory
 from globesms import (
     DeliveryUncertain,
     ServiceUnavailable,
@@ -14,6 +13,7 @@ from globesms import (
 )
 from globesms._retry import BACKOFF_BASE, BACKOFF_CAP
 from globesms.emulator import Accept, Emulator, HttpError, Reply
+from support import DIGITS, NUMBER, TEXT, FakeTime, ServiceFactory
 
 
 def test_system_error_is_retried_then_succeeds(

@@ -6,7 +6,6 @@ import pickle
 
 import pytest
 
-from conftest import DIGITS, KEY_ID, NUMBER, TEXT, ServiceFactory
 from globesms import (
     AccountError,
     AuthError,
@@ -17,6 +16,7 @@ from globesms import (
     Throttled,
 )
 from globesms.emulator import Emulator, HttpError, Reply
+from support import DIGITS, KEY_ID, NUMBER, TEXT, ServiceFactory
 
 
 def test_send_returns_receipt_from_accepted_message(
@@ -172,8 +172,8 @@ def test_injected_sdk_client_is_used(emulator: Emulator) -> None:
     from alibabacloud_dysmsapi20180501.client import Client
     from alibabacloud_tea_openapi.models import Config
 
-    from conftest import KEY_SECRET
     from globesms import Settings, SmsService
+    from support import KEY_SECRET
 
     client = Client(Config(access_key_id=KEY_ID, access_key_secret=KEY_SECRET,
                            endpoint=emulator.endpoint, protocol="http"))

@@ -8,7 +8,6 @@ import pytest
 import requests
 import urllib3
 
-from conftest import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 from globesms import (
     ConfigurationError,
     DeliveryUncertain,
@@ -19,6 +18,7 @@ from globesms import (
 from globesms._credentials import static_credential
 from globesms._errors import error_for_exception
 from globesms.emulator import Accept, Delay, Drop, Emulator
+from support import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime, ServiceFactory
 
 
 def _closed_port() -> int:

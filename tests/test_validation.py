@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from conftest import DIGITS, NUMBER, TEXT, ServiceFactory
 from globesms import InvalidRecipient, InvalidRequest
 from globesms._validate import _country_code, mask_number, parse_recipient
 from globesms.emulator import Emulator
+from support import DIGITS, NUMBER, TEXT, ServiceFactory
 
 
 @pytest.mark.parametrize(

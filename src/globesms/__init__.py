@@ -20,6 +20,7 @@ if _typing.TYPE_CHECKING:
         NetworkError,
         ServiceUnavailable,
         SmsError,
+        StoreUnavailable,
         Throttled,
         TransientError,
     )
@@ -27,6 +28,9 @@ if _typing.TYPE_CHECKING:
     from ._results import SendReceipt
     from ._service import SmsService
     from ._settings import Settings
+    from ._verify._redis import RedisStore
+    from ._verify._service import Challenge, CheckResult, VerificationService
+    from ._verify._stores import MemoryStore, SqliteStore
 
 _ERRORS = (
     "AccountError",
@@ -39,6 +43,7 @@ _ERRORS = (
     "NetworkError",
     "ServiceUnavailable",
     "SmsError",
+    "StoreUnavailable",
     "Throttled",
     "TransientError",
 )
@@ -48,25 +53,38 @@ _HOMES: dict[str, str] = {
     "SendReceipt": "._results",
     "SmsService": "._service",
     "Settings": "._settings",
+    "Challenge": "._verify._service",
+    "CheckResult": "._verify._service",
+    "MemoryStore": "._verify._stores",
+    "RedisStore": "._verify._redis",
+    "SqliteStore": "._verify._stores",
+    "VerificationService": "._verify._service",
 }
 
 __all__ = [
     "AccountError",
     "AuthError",
+    "Challenge",
+    "CheckResult",
     "ConfigurationError",
     "DeliveryUncertain",
     "InvalidRecipient",
     "InvalidRequest",
     "JsonFormatter",
+    "MemoryStore",
     "MessageRejected",
     "NetworkError",
+    "RedisStore",
     "SendReceipt",
     "ServiceUnavailable",
     "Settings",
     "SmsError",
     "SmsService",
+    "SqliteStore",
+    "StoreUnavailable",
     "Throttled",
     "TransientError",
+    "VerificationService",
     "__version__",
 ]
 

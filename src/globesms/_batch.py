@@ -107,10 +107,10 @@ def plan(
     else:
         raise InvalidRequest("message must be one text, or a list of texts as long as to",
                              code="InvalidMessage")
-    if message_type == "OTP":
+    if isinstance(message_type, str) and message_type == "OTP":
         raise InvalidRequest("batches cannot carry OTP messages; send codes one by one with send",
                              code="InvalidType")
-    if message_type not in BATCH_TYPES:
+    if not isinstance(message_type, str) or message_type not in BATCH_TYPES:
         raise InvalidRequest("message_type must be NOTIFY or MKT for a batch", code="InvalidType")
     # The options are checked once, with the first item, so a bad option fails the whole call.
     outgoing(settings, "+44 7700 900000", "x", sender, message_type, task_id, validity_period)

@@ -39,6 +39,7 @@ from ._errors import (
     TransientError,
 )
 from ._validate import MESSAGE_TYPES, mask_number
+from ._verify import _cli as _verify_cli
 
 if TYPE_CHECKING:  # the SDK is imported only when a command needs it (not for --version)
     from ._results import SendReceipt
@@ -147,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--type", dest="message_type", choices=MESSAGE_TYPES,
                          help="message type")
     preview.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    _verify_cli.add_parser(commands)
     doctor = commands.add_parser(
         "doctor", help="check settings, credentials, network, clock and stores; sends no SMS"
     )
@@ -185,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "verify":
+        return _verify_cli.run(args)
     if args.command == "emulator":
         from .emulator import serve
 

@@ -141,7 +141,9 @@ class CredentialGate:
                 and self._clock() - self._failed_at < self._failure_ttl
             ):
                 raise self._copy_failure()
-            if self._probe is None or not self._probe.is_alive():
+            # A probe is in flight until it sets _done (its thread may still be ending after
+            # that: is_alive() would race with a new lookup).
+            if self._probe is None or self._done.is_set():
                 self._done.clear()
                 context = contextvars.copy_context()
                 self._probe = threading.Thread(

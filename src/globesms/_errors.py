@@ -12,7 +12,8 @@
     ├── TransientError            nothing was sent; retrying later can succeed
     │   ├── Throttled             rate limited; honour `retry_after`
     │   ├── ServiceUnavailable    the provider said it is temporarily failing
-    │   └── NetworkError          the request never left this machine
+    │   ├── NetworkError          the request never left this machine
+    │   └── StoreUnavailable      the verification store cannot be reached (fails closed)
     └── DeliveryUncertain         the SMS may have gone out; do not blindly resend
 
 Every provider code, HTTP status and transport failure is turned into one of these by
@@ -161,6 +162,14 @@ class NetworkError(TransientError):
     """The request never reached the provider (connect, DNS or TLS handshake failed)."""
 
     default_hint = "could not reach the endpoint; nothing was sent, check the network and retry"
+
+
+class StoreUnavailable(TransientError):
+    """The verification store could not be reached: nothing was sent, nothing was approved."""
+
+    default_hint = (
+        "the verification store cannot be reached; nothing was sent or approved, retry later"
+    )
 
 
 class DeliveryUncertain(SmsError):
