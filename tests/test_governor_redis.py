@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import math
-import multiprocessing
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conftest import TEST_ENV
 from globesms import Settings, Throttled
 from globesms._governor import (
     Pace,
@@ -27,13 +27,34 @@ from globesms._governor import (
     reserve,
     store_key,
 )
-from test_governor_policy import Frozen, max_in_window
+from support import TEST_ENV
 
 redis = pytest.importorskip("redis", reason="the redis extra is not installed")
 
 REDIS_URL = TEST_ENV.get("GLOBESMS_TEST_REDIS_URL", "")
 REQUIRED = TEST_ENV.get("GLOBESMS_REQUIRE_REDIS", "") == "1"
 ACCOUNT = "LTAI5tAccountIdInClear"
+
+
+class Frozen:
+    """A clock that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def max_in_window(starts: list[float], width: float = 1.0) -> int:
+    """The highest count of starts in any half-open window [t, t + width)."""
+    starts = sorted(starts)
+    best, low = 0, 0
+    for high, start in enumerate(starts):
+        while starts[low] <= start - width:
+            low += 1
+        best = max(best, high - low + 1)
+    return best
 
 
 def _unavailable(reason: str) -> None:
@@ -162,29 +183,41 @@ def test_refusal_carries_the_exact_retry_after(redis_url: str, prefix: str) -> N
     governor.close()
 
 
-def _grant_worker(url: str, key: str, rate: float, count: int, out: Any, ready: Any) -> None:
-    """In a child process: ``count`` reservations, sending back their starts (server clock)."""
-    store = RedisRate(url, key, Pace.for_rate(rate))
-    store.reserve_many([], 0.0)  # connect and load the script before the common start
-    ready.wait(timeout=60)
-    out.put([store.reserve(math.inf).start for _ in range(count)])
-    store.close()
+# A child process: connect, say "ready", wait for "go", make COUNT reservations and print their
+# starts (server clock) as JSON.
+_GRANT_CHILD = """
+import json, math, sys
+from globesms._governor import Pace, RedisRate
+url, key, rate, count = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+store = RedisRate(url, key, Pace.for_rate(rate))
+store.reserve_many([], 0.0)
+print("ready", flush=True)
+sys.stdin.readline()
+print(json.dumps([store.reserve(math.inf).start for _ in range(count)]), flush=True)
+store.close()
+"""
 
 
 def test_processes_share_one_budget_exactly(redis_url: str, prefix: str) -> None:
     """Four processes, 1,200 grants at 400/s: no 1-second window over 400, aggregate >= 95 %."""
     rate, per_process = 400.0, 300
     key = store_key("SendMessageToGlobe", ACCOUNT, prefix=prefix)
-    context = multiprocessing.get_context("spawn")
-    out, ready = context.Queue(), context.Barrier(4)
-    workers = [context.Process(target=_grant_worker,
-                               args=(redis_url, key, rate, per_process, out, ready))
-               for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    starts = sorted(s for _ in workers for s in out.get(timeout=60))
-    for worker in workers:
-        worker.join(timeout=30)
+    children = [subprocess.Popen(
+        [sys.executable, "-c", _GRANT_CHILD, redis_url, key, str(rate), str(per_process)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        for child in children:  # all connected before any reserves: the budget is contended
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        starts = sorted(s for child in children
+                        for s in json.loads(child.communicate(timeout=60)[0]))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
     assert len(starts) == 4 * per_process
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= Pace.for_rate(rate).interval - 2e-6
