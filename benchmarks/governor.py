@@ -354,6 +354,7 @@ def outage(args: argparse.Namespace) -> None:
     """The issue's acceptance run: four processes share 200/s through Redis for 10 s; then the
     same with Redis stopped at 4 s and restarted at 7 s."""
     kind = "service" if args.service else "shared"
+    print("acceptance run: 4 processes x 32 send_async tasks, 10 s, max_rate 200, private Redis")
     server = OwnRedis()
     server.start()
     try:
