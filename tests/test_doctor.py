@@ -85,8 +85,10 @@ def test_all_ok_against_the_emulator(doctor_emulator: Emulator) -> None:
     assert {name: c.status for name, c in checks.items()} == {
         "settings": OK, "sdk internals": OK, "credentials": OK, "dns": OK, "tcp": OK,
         "tls": SKIPPED, "protocol": OK, "clock": OK, "signed call": OK,
-        "verification store": SKIPPED, "rate store": SKIPPED,
+        "verification store": OK, "rate store": SKIPPED,
     }
+    # unset, the verification store is the default SQLite file VerificationService would use
+    assert checks["verification store"].detail["store"].endswith("verify.sqlite3")
     assert checks["signed call"].detail["response_code"] == "DATA_NOT_EXIST"
     assert checks["credentials"].detail["access_key_id"] == mask_key_id(KEY_ID)
     assert doctor_emulator.messages == []
@@ -285,9 +287,11 @@ def test_running_redis_answers(doctor_emulator: Emulator) -> None:
 
 
 def test_sqlite_and_memory_stores(doctor_emulator: Emulator, tmp_path: Path) -> None:
-    """A writable SQLite path passes, a missing directory fails, memory warns it is not shared."""
-    good = f"sqlite:///{tmp_path / 'verify.db'}"
-    bad = str(tmp_path / "missing" / "rate.db")
+    """A writable SQLite path passes (missing folders are made by the store), a path under a
+    file fails, memory warns it is not shared."""
+    good = f"sqlite:///{tmp_path / 'new' / 'verify.db'}"
+    (tmp_path / "a-file").write_text("x")
+    bad = str(tmp_path / "a-file" / "rate.db")
     checks = _run(doctor_emulator.endpoint,
                   environ={"GLOBESMS_VERIFY_STORE": good, "GLOBESMS_RATE_STORE": bad})
     assert checks["verification store"].status == OK

@@ -1,5 +1,9 @@
 """HTTP client spans from auto-instrumented requests, urllib3 and aiohttp never carry the number or
-the text of a globesms send made inside ``suppress_http_spans()``."""
+the text of a globesms send made inside ``suppress_http_spans()``.
+
+The services here are built with ``otel=False``: the OpenTelemetry hook (tests/test_otel.py)
+suppresses the HTTP spans of every call by itself, and these tests show the bare mechanism.
+"""
 
 from __future__ import annotations
 
@@ -82,7 +86,7 @@ def test_without_suppression_the_http_spans_leak(
     spans: InMemorySpanExporter, emulator: Emulator
 ) -> None:
     """Control: the instrumentations record the number and text of a sync send (the leak)."""
-    with service_for(emulator) as service:
+    with service_for(emulator, otel=False) as service:
         service.send(NUMBER, TEXT)
     finished = spans.get_finished_spans()
     assert finished, "the requests/urllib3 instrumentation recorded nothing"
@@ -93,7 +97,7 @@ def test_sync_send_inside_suppression_records_no_http_span(
     spans: InMemorySpanExporter, emulator: Emulator
 ) -> None:
     """A sync send inside suppress_http_spans() leaves no HTTP span, so nothing leaks."""
-    with service_for(emulator) as service, suppress_http_spans():
+    with service_for(emulator, otel=False) as service, suppress_http_spans():
         service.send(NUMBER, TEXT)
     assert len(emulator.messages) == 1
     assert spans.get_finished_spans() == ()
@@ -105,7 +109,7 @@ def test_async_send_without_suppression_leaks(
     """Control: the aiohttp instrumentation records the number and text of an async send."""
 
     async def send() -> None:
-        async with service_for(emulator) as service:
+        async with service_for(emulator, otel=False) as service:
             await service.send_async(NUMBER, TEXT)
 
     asyncio.run(send())
@@ -118,7 +122,7 @@ def test_async_send_inside_suppression_records_no_http_span(
     """An async send inside suppress_http_spans() leaves no aiohttp span, so nothing leaks."""
 
     async def send() -> None:
-        async with service_for(emulator) as service:
+        async with service_for(emulator, otel=False) as service:
             with suppress_http_spans():
                 await service.send_async(NUMBER, TEXT)
 
@@ -131,7 +135,7 @@ def test_suppression_ends_with_the_block(
     spans: InMemorySpanExporter, emulator: Emulator
 ) -> None:
     """After the block, HTTP instrumentation records again (the context is restored)."""
-    with service_for(emulator) as service:
+    with service_for(emulator, otel=False) as service:
         with suppress_http_spans():
             service.send(NUMBER, TEXT)
         assert spans.get_finished_spans() == ()

@@ -67,3 +67,38 @@ def test_fastapi_example_handles_every_error_class(
     if status == 200:
         assert response.json() == {"status": "pending"}
     assert "900123" not in response.text or status == 422
+
+
+@pytest.fixture
+def verify_app(sms_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """The README's verification app, with an SQLite store and a secret from the environment."""
+    monkeypatch.setenv("GLOBESMS_VERIFY_STORE", f"sqlite:///{tmp_path / 'verify.sqlite3'}")
+    monkeypatch.setenv("GLOBESMS_VERIFY_SECRET", "ab" * 32)
+    namespace: dict[str, Any] = {"__name__": "readme_verify"}
+    exec(compile(_example("verify-fastapi"), "README.md:verify-fastapi", "exec"), namespace)
+    return namespace["app"]
+
+
+def test_verify_example_end_to_end(verify_app: Any, sms_emulator: Emulator) -> None:
+    """start sends a code (number in the body); a wrong code is refused, the right one approved
+    once; a second start inside the cooldown is 429 ResendCooldown with Retry-After."""
+    from fastapi.testclient import TestClient
+
+    phone = {"phone": "+44 7700 900123"}
+    with TestClient(verify_app) as client:
+        started = client.post("/phone/start", json=phone)
+        assert started.status_code == 200, started.text
+        assert started.json()["status"] == "sent"
+        code = re.search(r"\b(\d{6})\b", sms_emulator.messages[-1].message)
+        assert code is not None
+        again = client.post("/phone/start", json=phone)
+        assert again.status_code == 429 and again.json()["detail"] == "ResendCooldown"
+        assert int(again.headers["retry-after"]) >= 1
+        wrong = "000000" if code.group(1) != "000000" else "111111"
+        assert client.post("/phone/check", json={**phone, "code": wrong}).json() == {
+            "verified": False, "status": "wrong_code"}
+        assert client.post("/phone/check", json={**phone, "code": code.group(1)}).json() == {
+            "verified": True, "status": "approved"}
+        assert client.post("/phone/check", json={**phone, "code": code.group(1)}).json() == {
+            "verified": False, "status": "not_found"}
+        assert client.post("/phone/start", json={"phone": "07700 900123"}).status_code == 422

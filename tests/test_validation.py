@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from globesms import InvalidRecipient, InvalidRequest
-from globesms._validate import _country_code, mask_number, parse_recipient
+from globesms._validate import _country_code, mask_number, parse_recipient, validate
 from globesms.emulator import Emulator
 from support import DIGITS, NUMBER, TEXT, ServiceFactory
 
@@ -225,3 +225,22 @@ def test_message_type_of_any_type_is_invalid_request(
     with pytest.raises(InvalidRequest, match="message_type"):
         make_service().send(NUMBER, TEXT, message_type=_Unequal())
     assert emulator.requests == []
+
+
+_OPTIONS: dict[str, Any] = {"sender": None, "message_type": None, "task_id": None,
+                            "validity_period": None, "max_message_length": 1600}
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f"])
+def test_control_characters_are_refused(char: str) -> None:
+    """A NUL, bell, escape or DEL in a message is refused, naming the code point, not the text."""
+    with pytest.raises(InvalidRequest) as caught:
+        validate(NUMBER, f"Your code{char} is 1", **_OPTIONS)
+    assert f"U+{ord(char):04X}" in str(caught.value)
+    assert "Your code" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["line one\nline two", "a\tb", "a\r\nb", "form\ffeed"])
+def test_line_breaks_tabs_and_form_feed_are_allowed(text: str) -> None:
+    """Tab, line feed, carriage return and form feed (a GSM-7 extension character) are fine."""
+    assert validate(NUMBER, text, **_OPTIONS).message == text

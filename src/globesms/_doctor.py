@@ -95,6 +95,7 @@ class Inputs:
     settings_error: ConfigurationError | None = None
     timeout: float = DEFAULT_TIMEOUT
     sandbox: bool = False
+    config: str | None = None
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def run_checks(inputs: Inputs) -> list[Check]:
     checks.append(credential_check)
     checks.extend(network)
     checks.append(_signed_call_check(settings, source, network, credential_check, inputs.timeout))
-    checks.extend(_store_checks(settings, inputs.environ, inputs.timeout))
+    checks.extend(_store_checks(settings, inputs.environ, inputs.timeout, inputs.config))
     return checks
 
 
@@ -595,17 +596,32 @@ def _signed_call_failure(exc: Exception, key: str | None) -> Check:
 
 
 def _store_checks(
-    settings: Settings | None, environ: Mapping[str, str], timeout: float
+    settings: Settings | None, environ: Mapping[str, str], timeout: float,
+    config: str | None = None,
 ) -> list[Check]:
     rate = getattr(settings, "rate_store", None) if settings is not None else None
     rate_source = "rate_store setting"
     if not rate:
         rate, rate_source = environ.get(RATE_STORE_ENV), RATE_STORE_ENV
+    verify, verify_source = _verify_store(config, environ)
     return [
-        _store_check("verification store", environ.get(VERIFY_STORE_ENV), VERIFY_STORE_ENV,
-                     timeout),
+        _store_check("verification store", verify, verify_source, timeout),
         _store_check("rate store", rate, rate_source, timeout),
     ]
+
+
+def _verify_store(config: str | None, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The store VerificationService would use: GLOBESMS_VERIFY_STORE, else ``store`` in the
+    ``[verify]`` table, else the default SQLite file."""
+    from ._verify._config import load_settings
+
+    if environ.get(VERIFY_STORE_ENV):
+        return environ[VERIFY_STORE_ENV], VERIFY_STORE_ENV
+    try:
+        store = load_settings(config, environ).store
+    except ConfigurationError:
+        return None, VERIFY_STORE_ENV
+    return store, "[verify] store, else the default"
 
 
 def redact_url(url: str) -> str:
@@ -690,10 +706,11 @@ def _sqlite_check(
                          fix=f"check the file's permissions or fix {source}", detail=detail)
         return Check(name, OK, f"{shown} opens read-write", detail=detail)
     parent = path.parent if str(path.parent) else Path()
-    if parent.is_dir() and os.access(parent, os.W_OK):
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("/"))
+    if existing.is_dir() and os.access(existing, os.W_OK):  # the store makes missing folders
         return Check(name, OK, f"{shown} will be created", detail=detail)
-    return Check(name, FAILURE, f"{shown}: directory {parent} is missing or not writable",
-                 fix=f"create the directory or fix {source}", detail=detail)
+    return Check(name, FAILURE, f"{shown}: directory {existing} is not writable",
+                 fix=f"make it writable or fix {source}", detail=detail)
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -721,8 +738,8 @@ def _inputs(config: str | None, timeout: float, env: Mapping[str, str]) -> Input
     try:
         settings = Settings.load(config, env, sources_into=sources)
     except ConfigurationError as error:
-        return Inputs(None, sources, env, settings_error=error, timeout=timeout)
-    return Inputs(settings, sources, env, timeout=timeout)
+        return Inputs(None, sources, env, settings_error=error, timeout=timeout, config=config)
+    return Inputs(settings, sources, env, timeout=timeout, config=config)
 
 
 def _sandbox_inputs(

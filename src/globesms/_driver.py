@@ -86,9 +86,12 @@ class Driver:
 
     # -- the two shells --------------------------------------------------------------------------
 
-    def run(self, operation: Operation, to: str | None, prepare: Callable[[], Job[R]]) -> R:
-        """Run one call to completion in this thread."""
-        call = _Call(self, operation, to)
+    def run(
+        self, operation: Operation, to: str | None, prepare: Callable[[], Job[R]],
+        messages: int = 1,
+    ) -> R:
+        """Run one call (of ``messages`` messages, for the observers) in this thread."""
+        call = _Call(self, operation, to, messages)
         with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
             try:
                 job = call.prepare(prepare)
@@ -103,12 +106,16 @@ class Driver:
             except SmsError as error:
                 call.failed(error)
                 raise
+            except BaseException as error:  # cancelled, interrupted, or a bug: observers end too
+                call.interrupted(error)
+                raise
 
     async def run_async(
         self, operation: Operation, to: str | None, prepare: Callable[[], Job[R]],
+        messages: int = 1,
     ) -> R:
         """Run one call to completion on the running event loop."""
-        call = _Call(self, operation, to)
+        call = _Call(self, operation, to, messages)
         with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
             try:
                 job = call.prepare(prepare)
@@ -123,6 +130,9 @@ class Driver:
             except SmsError as error:
                 call.failed(error)
                 raise
+            except BaseException as error:  # cancelled, interrupted, or a bug: observers end too
+                call.interrupted(error)
+                raise
 
     def validated(self, operation: Operation, prepare: Callable[[], R]) -> R:
         """Only the validation of a call (a batch's plan): invalid input is observed, raised."""
@@ -131,7 +141,7 @@ class Driver:
                 raise _closed()
             return prepare()
         except SmsError as error:
-            _Call(self, operation, None).failed(error)
+            _Call(self, operation, None, 0).failed(error)
             raise
 
     async def aclose(self) -> None:
@@ -145,6 +155,7 @@ class Driver:
         governor = self._governors.get(call.operation)
         if governor is not None:
             wait = governor.acquire(call.rate_budget())
+            call.rate_wait(wait)
             if wait > 0:
                 self._sleep(wait)
         if not self._slots.acquire(timeout=call.slot_timeout()):
@@ -160,6 +171,7 @@ class Driver:
         governor = self._governors.get(call.operation)
         if governor is not None:
             wait = await governor.acquire_async(call.rate_budget())
+            call.rate_wait(wait)
             if wait > 0:
                 await self._async_sleep(wait)
         loop = asyncio.get_running_loop()
@@ -198,7 +210,9 @@ class _Call:
     __slots__ = ("_driver", "_observers", "_retrying", "_state", "attempts", "deadline_at",
                  "operation", "started")
 
-    def __init__(self, driver: Driver, operation: Operation, to: str | None) -> None:
+    def __init__(
+        self, driver: Driver, operation: Operation, to: str | None, messages: int = 1,
+    ) -> None:
         self._driver = driver
         self.operation = operation
         self.started = driver._clock()
@@ -206,7 +220,7 @@ class _Call:
         self.attempts = 0
         self._retrying: Retrying | None = None
         self._state: RetryCallState | None = None
-        info = CallInfo(operation.name, operation.action, to, driver._sync.where.endpoint)
+        info = CallInfo(operation.name, operation.action, to, driver._endpoint, messages)
         self._observers: list[Observer] = [hook.start(info) for hook in driver.hooks]
 
     def prepare(self, prepare: Callable[[], Job[R]]) -> Job[R]:
@@ -272,6 +286,10 @@ class _Call:
             for observer in self._observers:
                 observer.retry(error, state.attempt_number, state.upcoming_sleep)
 
+    def rate_wait(self, seconds: float) -> None:
+        for observer in self._observers:
+            observer.rate_wait(seconds)
+
     def succeeded(self, result: R) -> R:
         for observer in self._observers:
             observer.succeeded(result, self.attempts)
@@ -282,3 +300,6 @@ class _Call:
         for observer in self._observers:
             observer.failed(error, self.attempts)
 
+    def interrupted(self, error: BaseException) -> None:
+        for observer in self._observers:
+            observer.interrupted(error, self.attempts)

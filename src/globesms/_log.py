@@ -14,10 +14,8 @@ Turn this off with ``quiet_sdk_logs = false`` (``GLOBESMS_QUIET_SDK_LOGS=0``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
@@ -60,14 +58,15 @@ SDK_LOGGERS = (
     "urllib3.poolmanager",
     "urllib3.util.retry",
 )
-_IN_CALL: ContextVar[bool] = ContextVar("globesms_in_call", default=False)
+#: How many quiet globesms calls the current context is inside (calls nest: verification sends).
+_IN_CALL: ContextVar[int] = ContextVar("globesms_in_call", default=0)
 
 
 class SdkQuietFilter(logging.Filter):
     """Drop SDK log records emitted while a quiet globesms call is running."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _IN_CALL.get()
+        return _IN_CALL.get() == 0
 
 
 _FILTER = SdkQuietFilter()
@@ -84,17 +83,35 @@ def install_sdk_filters() -> None:
                 handler.addFilter(_FILTER)
 
 
-@contextlib.contextmanager
-def quiet_sdk(enabled: bool) -> Iterator[None]:
-    """Mark the current context as a globesms call, so SDK records are dropped."""
-    if not enabled:
-        yield
-        return
-    token = _IN_CALL.set(True)
-    try:
-        yield
-    finally:
-        _IN_CALL.reset(token)
+class _Quiet:
+    """Marks the current context as inside a globesms call while entered (a class, not a
+    generator: it runs on every call)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _IN_CALL.set(_IN_CALL.get() + 1)
+
+    def __exit__(self, *exc: object) -> None:
+        _IN_CALL.set(_IN_CALL.get() - 1)
+
+
+class _NotQuiet:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_QUIET, _NOT_QUIET = _Quiet(), _NotQuiet()
+
+
+def quiet_sdk(enabled: bool) -> _Quiet | _NotQuiet:
+    """Mark the current context as a globesms call, so SDK records are dropped (if enabled)."""
+    return _QUIET if enabled else _NOT_QUIET
 
 
 def emit(level: int, event: str, text: str, **fields: Any) -> None:

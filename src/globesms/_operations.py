@@ -16,7 +16,7 @@ from alibabacloud_dysmsapi20180501 import models
 VERSION = "2018-05-01"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: each is a singleton
 class Operation:
     """One API operation and the rules globesms applies to it.
 

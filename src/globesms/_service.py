@@ -20,7 +20,7 @@ from ._credentials import CredentialGate, CredentialSource, default_credential
 from ._driver import Driver, Governor
 from ._errors import SmsError
 from ._governor import RateGovernor
-from ._hooks import Hook, LogHook
+from ._hooks import Hook, default_hooks
 from ._operations import (
     REPORT_CONVERSION,
     REPORT_CONVERSION_RATE,
@@ -76,9 +76,10 @@ class SmsService:
             self.settings,
             SyncTransport(client),
             AsyncTransport(client, ca_file=self.settings.ca_file,
-                           pool_size=self.settings.max_in_flight),
+                           pool_size=self.settings.max_in_flight,
+                           timeouts=(self.settings.connect_timeout, self.settings.read_timeout)),
             gate=CredentialGate(credential, clock=clock) if credential is not None else None,
-            hooks=list(hooks) if hooks is not None else [LogHook()],
+            hooks=list(hooks) if hooks is not None else default_hooks(self.settings),
             governors=governors,
             sleep=sleep, async_sleep=async_sleep, clock=clock,
         )
@@ -159,6 +160,13 @@ class SmsService:
             segments=segments_of(out.message, encoding),
         )
 
+    async def preview_async(
+        self, to: str, message: str, *, sender: str | None = None,
+        message_type: str | None = None,
+    ) -> Preview:
+        """:meth:`preview` for symmetry with the other calls (it never waits)."""
+        return self.preview(to, message, sender=sender, message_type=message_type)
+
     # -- BatchSendMessageToGlobe -----------------------------------------------------------------
 
     def send_batch(
@@ -176,7 +184,8 @@ class SmsService:
         plan = self._plan(to, message, message_type, sender, task_id, validity_period)
         for chunk in plan.chunks:
             try:
-                plan.accept(chunk, self._driver.run(SEND_BATCH, None, chunk.prepare))
+                plan.accept(chunk, self._driver.run(SEND_BATCH, None, chunk.prepare,
+                                                    len(chunk.numbers)))
             except SmsError as error:
                 plan.fail(chunk, error)
         return plan.result
@@ -190,7 +199,8 @@ class SmsService:
         plan = self._plan(to, message, message_type, sender, task_id, validity_period)
         for chunk in plan.chunks:
             try:
-                answer = await self._driver.run_async(SEND_BATCH, None, chunk.prepare)
+                answer = await self._driver.run_async(SEND_BATCH, None, chunk.prepare,
+                                                      len(chunk.numbers))
                 plan.accept(chunk, answer)
             except SmsError as error:
                 plan.fail(chunk, error)

@@ -76,6 +76,7 @@ class Settings:
     max_in_flight: int = 256
     rate_store: str | None = field(default=None, repr=False)
     rate_instances: int = 1
+    otel: bool = True
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -191,6 +192,7 @@ _KINDS: dict[str, type] = {
     "retry_uncertain": bool,
     "quiet_sdk_logs": bool,
     "rate_instances": int,
+    "otel": bool,
 }
 #: Settings whose value may hold a password: shown without it in errors and sources.
 _SECRET_URLS = ("rate_store",)

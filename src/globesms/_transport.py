@@ -288,10 +288,18 @@ def _load_aiohttp() -> None:
     _aiohttp, _URL = aiohttp, URL
 
 
+def _client_timeout(connect: float, read: float) -> Any:
+    return _aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect,
+                                  sock_read=read)
+
+
 class AsyncTransport:
     """One attempt on a pooled aiohttp session, with the request the SDK would sign."""
 
-    def __init__(self, client: Any, *, ca_file: str | None, pool_size: int) -> None:
+    def __init__(
+        self, client: Any, *, ca_file: str | None, pool_size: int,
+        timeouts: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         self._client = client
         self.where = _Endpoint(*client_endpoint(client))
         self._protocol = self.where.protocol
@@ -301,6 +309,8 @@ class AsyncTransport:
         self._ssl: ssl.SSLContext | None = None
         self._proxy = proxy_for(self._protocol, self._endpoint)
         self._user_agent: str | None = None  # constant per process: built on first use
+        self._usual_timeouts = timeouts  # an attempt with the whole deadline ahead uses these
+        self._usual: Any = None  # ... and this ClientTimeout, built once
         if getattr(client, "_credential", None) is None or not hasattr(client, "_user_agent"):
             warn_once("async transport", "Client._credential / Client._user_agent")
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
@@ -376,10 +386,12 @@ class AsyncTransport:
         session = self._sessions.get(asyncio.get_running_loop())
         if session is None or session.closed:
             session = self._session()
-        timeout = _aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_connect=connect_timeout,
-            sock_read=read_timeout,
-        )
+        if (connect_timeout, read_timeout) == self._usual_timeouts:
+            if self._usual is None:
+                self._usual = _client_timeout(connect_timeout, read_timeout)
+            timeout = self._usual
+        else:  # cut by the deadline
+            timeout = _client_timeout(connect_timeout, read_timeout)
         body = signed.body
         try:
             async with session.request(

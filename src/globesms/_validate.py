@@ -6,6 +6,7 @@ nothing is sent. Messages name the field and the fix, never the number or the te
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -23,6 +24,9 @@ _CALLING_CODES: dict[str, int] = {
     str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 }
 _EXAMPLE = "'+44 7700 900123'"
+#: Control characters a message may not hold: C0 and DEL, but tab, line feed, form feed (a GSM-7
+#: extension character) and carriage return.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, repr=False)
@@ -209,6 +213,13 @@ def validate(
         raise InvalidRequest(
             "message holds text that is not valid Unicode (a lone surrogate, e.g. from "
             "undecodable input bytes); decode the input as UTF-8 first",
+            code="InvalidMessage",
+        )
+    control = _CONTROL.search(message)
+    if control is not None:
+        raise InvalidRequest(
+            f"message holds the control character U+{ord(control.group()):04X}, which no handset "
+            "shows; remove it (line breaks and tabs are fine)",
             code="InvalidMessage",
         )
     if len(message) > max_message_length:

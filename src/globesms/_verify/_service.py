@@ -31,6 +31,7 @@ from .._errors import (
     Throttled,
     TransientError,
 )
+from .._hooks import VERIFY_CHECK, VERIFY_START, CallInfo, Observation
 from .._validate import mask_digits, mask_number, parse_recipient
 from . import _policy as policy
 from ._codes import Keys, bind, new_code, new_id, new_seed, well_formed
@@ -226,6 +227,11 @@ class VerificationService:
         or :class:`InvalidRecipient` (``CountryNotAllowed``) and send nothing. A failed send
         withdraws the challenge unless the SMS may have gone out (:class:`DeliveryUncertain`).
         """
+        with self._observed(VERIFY_START, to) as observed:
+            return observed.done(self._start(to, purpose, locale, rate_key))
+
+    def _start(self, to: str, purpose: str, locale: str | None, rate_key: str | None
+               ) -> Challenge:
         plan = self._plan(to, purpose, locale, rate_key)
         if plan.test_code is not None:
             return plan.test_challenge()
@@ -248,6 +254,11 @@ class VerificationService:
     async def start_async(self, to: str, *, purpose: str = "default", locale: str | None = None,
                           rate_key: str | None = None) -> Challenge:
         """``start`` for asyncio: same arguments, challenge, refusals and errors."""
+        with self._observed(VERIFY_START, to) as observed:
+            return observed.done(await self._start_async(to, purpose, locale, rate_key))
+
+    async def _start_async(self, to: str, purpose: str, locale: str | None,
+                           rate_key: str | None) -> Challenge:
         plan = self._plan(to, purpose, locale, rate_key)
         if plan.test_code is not None:
             return plan.test_challenge()
@@ -289,17 +300,20 @@ class VerificationService:
         Raises only for a malformed number (:class:`InvalidRecipient`) or an unreachable store
         (:class:`StoreUnavailable`: nothing is approved).
         """
-        request, number, test = self._check_request(to, code, purpose)
-        if test is not None:
-            return test
-        return self._checked(self.store.check(request), number, purpose)
+        with self._observed(VERIFY_CHECK, to) as observed:
+            request, number, test = self._check_request(to, code, purpose)
+            if test is not None:
+                return observed.done(test)
+            return observed.done(self._checked(self.store.check(request), number, purpose))
 
     async def check_async(self, to: str, code: str, *, purpose: str = "default") -> CheckResult:
         """``check`` for asyncio."""
-        request, number, test = self._check_request(to, code, purpose)
-        if test is not None:
-            return test
-        return self._checked(await self.store.check_async(request), number, purpose)
+        with self._observed(VERIFY_CHECK, to) as observed:
+            request, number, test = self._check_request(to, code, purpose)
+            if test is not None:
+                return observed.done(test)
+            outcome = await self.store.check_async(request)
+            return observed.done(self._checked(outcome, number, purpose))
 
     def _check_request(self, to: object, code: object, purpose: object
                        ) -> tuple[CheckRequest, _Number, CheckResult | None]:
@@ -334,6 +348,10 @@ class VerificationService:
                            checks_left=outcome.checks_left)
 
     # -- shared pieces ---------------------------------------------------------------------------
+
+    def _observed(self, operation: str, to: object) -> Observation:
+        """The SMS service's hooks (traces, metrics) observing one start or check."""
+        return Observation(self._sms._driver.hooks, CallInfo(operation, "", mask_number(to), ""))
 
     def _number(self, to: object) -> _Number:
         try:
