@@ -285,8 +285,8 @@ def test_pace_uses_a_slot_reached_on_time() -> None:
     time = Oversleeping([0.005])
     governor = LocalGovernor(10.0, clock=time.clock, grid=0.0)
     governor.acquire(15.0)
-    pace(governor, lambda: 15.0, sleep=time.sleep, clock=time.clock)
-    assert len(time.waits) == 1
+    waited = pace(governor, lambda: 15.0, sleep=time.sleep, clock=time.clock)
+    assert len(time.waits) == 1 and waited == pytest.approx(time.waits[0])
 
 
 def test_pace_retakes_a_slot_missed_by_a_late_wake_up() -> None:

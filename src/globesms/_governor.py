@@ -227,36 +227,40 @@ def _key_for(operation: str, account: Account, prefix: str) -> str | Callable[[]
 
 def pace(governor: Governor, budget: Callable[[], float], *,
          sleep: Callable[[float], None] = time.sleep,
-         clock: Callable[[], float] = time.monotonic) -> None:
-    """Wait for a start slot of ``governor``; return when the request may start.
+         clock: Callable[[], float] = time.monotonic) -> float:
+    """Wait for a start slot of ``governor``; return the seconds waited, when it may start.
 
     ``budget`` gives the seconds left for the call each time it is asked. A slot whose wait
     ended more than :data:`LATE_LIMIT` late (the process was not scheduled) is given up and a
     new one reserved: starting late would bunch this start with later ones and overrun the cap
     at the endpoint. Raises :class:`Throttled` when no slot fits the budget.
     """
+    waited = 0.0
     while True:
         wait = governor.acquire(budget())
         if wait <= 0:
-            return
+            return waited
         due = clock() + wait
         sleep(wait)
+        waited += wait
         if clock() - due <= LATE_LIMIT:
-            return
+            return waited
 
 
 async def pace_async(governor: Governor, budget: Callable[[], float], *,
                      sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                     clock: Callable[[], float] = time.monotonic) -> None:
+                     clock: Callable[[], float] = time.monotonic) -> float:
     """:func:`pace` for asyncio."""
+    waited = 0.0
     while True:
         wait = await governor.acquire_async(budget())
         if wait <= 0:
-            return
+            return waited
         due = clock() + wait
         await sleep(wait)
+        waited += wait
         if clock() - due <= LATE_LIMIT:
-            return
+            return waited
 
 
 def default_max_in_flight(max_rate: float | None, read_timeout: float) -> int:
