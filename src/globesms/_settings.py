@@ -14,9 +14,10 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
 from ._validate import MESSAGE_TYPES, check_sender
@@ -73,6 +74,8 @@ class Settings:
     quiet_sdk_logs: bool = True
     max_rate: float | None = None
     max_in_flight: int = 256
+    rate_store: str | None = field(default=None, repr=False)
+    rate_instances: int = 1
     otel: bool = True
 
     def __post_init__(self) -> None:
@@ -106,6 +109,7 @@ class Settings:
             problem = check_sender(self.sender)
             if problem:
                 raise _bad("sender", self.sender, problem)
+        _check_rate_store(self.rate_store, self.rate_instances)
 
     @property
     def resolved_endpoint(self) -> str:
@@ -158,12 +162,12 @@ class Settings:
             raw = env.get(var)
             if raw is not None and (not isinstance(raw, str) or raw.strip() != ""):
                 values[key] = _parse_env(key, raw, var)
-                sources[key] = f"{var}={raw}"
+                sources[key] = f"{var}={_shown(key, raw)}"
 
         for key, value in overrides.items():
             _known(key, "Settings.load()")
             values[key] = value
-            sources[key] = f"{key}={value!r} passed to Settings.load()"
+            sources[key] = f"{key}={_shown(key, value)!r} passed to Settings.load()"
         if sources_into is not None:
             sources_into.update(sources)
 
@@ -187,12 +191,50 @@ _KINDS: dict[str, type] = {
     "max_rate": float,
     "retry_uncertain": bool,
     "quiet_sdk_logs": bool,
+    "rate_instances": int,
     "otel": bool,
 }
+#: Settings whose value may hold a password: shown without it in errors and sources.
+_SECRET_URLS = ("rate_store",)
 
 
 def _bad(key: str, value: object, fix: str) -> ConfigurationError:
     return ConfigurationError.for_setting(key, value, fix)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """``value`` as it may appear in messages: a store URL without its user and password."""
+    if key in _SECRET_URLS and isinstance(value, str):
+        return _url_without_secret(value)
+    return value
+
+
+def _url_without_secret(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<not a URL>"
+    host = rest.rpartition("@")[2]
+    return f"{scheme}://{host}"
+
+
+def _check_rate_store(url: str | None, instances: int) -> None:
+    if instances < 1:
+        raise _bad("rate_instances", instances, "must be >= 1 (the processes sharing max_rate)")
+    if url is None:
+        return
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    scheme, where = "", None
+    if parts is not None:
+        scheme = parts.scheme.lower()
+        where = parts.path if scheme == "unix" else parts.hostname
+    if scheme not in ("redis", "rediss", "unix") or not where:
+        raise _bad("rate_store", _url_without_secret(url),
+                   "must be a redis:// or rediss:// URL (or unix:///path/redis.sock), e.g. "
+                   "redis://127.0.0.1:6379/0")
 
 
 def _known(key: str, where: str) -> None:
