@@ -248,10 +248,11 @@ def test_batch_is_split_at_1000_and_paced_one_per_second(
     assert len(requests) == 3
     assert len(result.accepted) == 2001
     assert len(result.request_ids) == 3
-    assert time_.sleeps == pytest.approx([1.0, 1.0])
+    # one request per second, spaced with the governor's 3 % margin and 5 ms wake-up grid
+    assert len(time_.sleeps) == 2 and all(1.0 <= s <= 1.05 for s in time_.sleeps)
     # and between consecutive calls on the same service
     service.send_batch(numbers[:2], "x")
-    assert time_.sleeps[-1] == pytest.approx(1.0)
+    assert 1.0 <= time_.sleeps[-1] <= 1.05
 
 
 @pytest.mark.parametrize(

@@ -339,7 +339,7 @@ def test_the_rate_governor_wait_is_measured(
         asyncio.run(twice())
     [(labels, point, unit)] = otel.metrics()["globesms.governor.wait"]
     assert (labels, unit, point.count) == ({"globesms.operation": "send"}, "s", 2)
-    assert 0.5 < point.sum <= 1.0
+    assert 0.5 < point.sum <= 1.05  # one slot at 1/s, 3 % margin and 5 ms grid included
     waits = [event for span in otel.spans() for event in span.events
              if event.name == "globesms.rate_wait"]
     assert len(waits) == 1

@@ -14,13 +14,14 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tenacity import DoSleep, RetryCallState, Retrying
 
 from . import _guard, _log
 from ._credentials import CredentialGate
 from ._errors import ConfigurationError, SmsError, TransientError
+from ._governor import Governor, pace, pace_async
 from ._hooks import CallInfo, Hook, Observer
 from ._operations import Operation
 from ._retry import Clock, policy, should_retry
@@ -34,14 +35,6 @@ R = TypeVar("R")
 #: a provider that accepts the message could not answer in time (an uncertain outcome for a send
 #: that had a clean, unsent failure). Capped by half the deadline and by read_timeout.
 MIN_ATTEMPT_WINDOW = 1.0
-
-
-class Governor(Protocol):
-    """A send-rate budget: a start slot within ``budget`` seconds, from sync or async code."""
-
-    def acquire(self, budget: float) -> float: ...
-
-    async def acquire_async(self, budget: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -148,9 +141,20 @@ class Driver:
             call.failed(error)
             raise
 
+    def close(self) -> None:
+        """Stop accepting calls; let go of the rate stores."""
+        self.closed = True
+        for governor in self._governors.values():
+            governor.close()
+
     async def aclose(self) -> None:
-        """Close this event loop's connection pool."""
+        """Stop accepting calls; close this event loop's connection pool and rate-store clients."""
+        self.closed = True
         await self._async.aclose()
+        for governor in self._governors.values():
+            aclose = getattr(governor, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     # -- one attempt -----------------------------------------------------------------------------
 
@@ -158,10 +162,7 @@ class Driver:
         call.attempts += 1
         governor = self._governors.get(call.operation)
         if governor is not None:
-            wait = governor.acquire(call.rate_budget())
-            call.rate_wait(wait)
-            if wait > 0:
-                self._sleep(wait)
+            call.rate_wait(pace(governor, call.rate_budget, sleep=self._sleep, clock=self._clock))
         if not self._slots.acquire(timeout=call.slot_timeout()):
             raise _busy()
         try:
@@ -176,10 +177,8 @@ class Driver:
         call.attempts += 1
         governor = self._governors.get(call.operation)
         if governor is not None:
-            wait = await governor.acquire_async(call.rate_budget())
-            call.rate_wait(wait)
-            if wait > 0:
-                await self._async_sleep(wait)
+            call.rate_wait(await pace_async(governor, call.rate_budget, sleep=self._async_sleep,
+                                            clock=self._clock))
         loop = asyncio.get_running_loop()
         slots = self._async_slots.get(loop)
         if slots is None:

@@ -17,9 +17,9 @@ from typing import Any
 from . import _batch, _jobs, _log
 from ._client import build_client, guard_client
 from ._credentials import CredentialGate, CredentialSource, default_credential
-from ._driver import Driver, Governor
+from ._driver import Driver
 from ._errors import SmsError
-from ._governor import RateGovernor
+from ._governor import Governor, build_governor
 from ._hooks import Hook, default_hooks
 from ._operations import (
     REPORT_CONVERSION,
@@ -68,9 +68,13 @@ class SmsService:
                 client = build_client(self.settings, source)
                 credential = source
         guard_client(client)
-        governors: dict[Operation, Governor] = {SEND_BATCH: RateGovernor(1.0, clock=clock)}
-        if self.settings.max_rate is not None:
-            governors[SEND] = RateGovernor(self.settings.max_rate, clock=clock)
+        account = _account_of(credential)
+        governors: dict[Operation, Governor] = {}
+        for operation in (SEND, SEND_BATCH):  # the others are not governed unless asked for
+            governor = build_governor(self.settings, operation=operation.action,
+                                      account=account, clock=clock)
+            if governor is not None:
+                governors[operation] = governor
         self._driver = Driver(
             self.settings,
             SyncTransport(client),
@@ -107,11 +111,10 @@ class SmsService:
 
     def close(self) -> None:
         """Stop accepting calls. Sync connections belong to the SDK's shared pool and stay."""
-        self._driver.closed = True
+        self._driver.close()
 
     async def aclose(self) -> None:
         """Stop accepting calls and close this event loop's connection pool."""
-        self._driver.closed = True
         await self._driver.aclose()
 
     # -- SendMessageToGlobe ----------------------------------------------------------------------
@@ -273,3 +276,15 @@ class SmsService:
         """:meth:`report_conversion_rate` for asyncio."""
         return await self._driver.run_async(REPORT_CONVERSION_RATE, None,
                                             lambda: _jobs.conversion_rate(rate, at))
+
+
+def _account_of(credential: CredentialSource | None) -> Callable[[], str | None] | None:
+    """The AccessKey id behind ``credential``, asked for on the first shared rate decision."""
+    if credential is None:
+        return None
+    source = credential
+
+    def account() -> str | None:
+        return getattr(source.get_credential(), "access_key_id", None)
+
+    return account
