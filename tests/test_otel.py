@@ -343,7 +343,7 @@ def test_the_rate_governor_wait_is_measured(
     waits = [event for span in otel.spans() for event in span.events
              if event.name == "globesms.rate_wait"]
     assert len(waits) == 1
-    assert 0.5 < (waits[0].attributes or {})["globesms.wait"] <= 1.0
+    assert 0.5 < (waits[0].attributes or {})["globesms.wait"] <= 1.05
 
 
 @SYNC_AND_ASYNC
