@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -158,3 +159,27 @@ def test_no_free_slot_within_connect_timeout_is_transient(emulator: Emulator) ->
     assert error.code == "LocalBusy"
     assert error.retryable is True
     assert len(emulator.requests) == 1
+
+
+def test_a_starved_rate_budget_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    """When every in-flight slot waits for an answer, the service starts slower than max_rate:
+    one WARNING (rate.starved) says so and names the max_in_flight that would keep up."""
+    import asyncio
+
+    from globesms.emulator import Emulator
+    from globesms.testing import service_for
+
+    caplog.set_level(logging.WARNING, logger="globesms")
+    with Emulator(access_keys={"ID": "SECRET"}, answer_delay=0.2) as emu:
+        service = service_for(emu, max_rate=1000.0, max_in_flight=2)
+
+        async def main() -> None:
+            async with service:
+                await asyncio.gather(*(service.send_async("+44 7700 900123", "x")
+                                       for _ in range(6)))
+
+        asyncio.run(main())
+    starved = [r for r in caplog.records if getattr(r, "event", None) == "rate.starved"]
+    assert len(starved) == 1
+    assert "max_in_flight=2" in starved[0].getMessage()
+    assert "at least 500" in starved[0].getMessage()  # 1,000/s x 0.5 s of latency

@@ -10,6 +10,7 @@ the observers. ``run`` and ``run_async`` are thin I/O shells over :class:`_Call`
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from tenacity import DoSleep, RetryCallState, Retrying
 from . import _guard, _log
 from ._credentials import CredentialGate
 from ._errors import ConfigurationError, SmsError, TransientError
-from ._governor import Governor, pace, pace_async
+from ._governor import Governor, default_max_in_flight, pace, pace_async
 from ._hooks import CallInfo, Hook, Observer
 from ._operations import Operation
 from ._retry import Clock, policy, should_retry
@@ -72,6 +73,7 @@ class Driver:
         self._async_sleep = async_sleep
         self._clock = clock
         self.closed = False
+        self._warned_starved = False
         self._endpoint = sync.where.endpoint
         self._window = min(MIN_ATTEMPT_WINDOW, settings.deadline / 2, settings.read_timeout)
         self._slots = threading.BoundedSemaphore(settings.max_in_flight)
@@ -156,6 +158,22 @@ class Driver:
             if aclose is not None:
                 await aclose()
 
+    def _starved(self) -> None:
+        """Warn once that the in-flight bound, not the rate budget, limits this service."""
+        if self._warned_starved:
+            return
+        self._warned_starved = True
+        settings = self.settings
+        _log.emit(
+            logging.WARNING, "rate.starved",
+            f"max_in_flight={settings.max_in_flight} requests are all waiting for answers, so "
+            f"sends start slower than max_rate={settings.max_rate}: throughput is capped at "
+            "max_in_flight / latency; raise max_in_flight to at least "
+            f"{default_max_in_flight(settings.max_rate, settings.read_timeout)} "
+            "(max_rate x the answer latency)",
+            outcome="starved",
+        )
+
     # -- one attempt -----------------------------------------------------------------------------
 
     def _attempt(self, call: _Call, job: Job[R]) -> R:
@@ -163,8 +181,11 @@ class Driver:
         governor = self._governors.get(call.operation)
         if governor is not None:
             call.rate_wait(pace(governor, call.rate_budget, sleep=self._sleep, clock=self._clock))
-        if not self._slots.acquire(timeout=call.slot_timeout()):
-            raise _busy()
+        if not self._slots.acquire(blocking=False):
+            if governor is not None:
+                self._starved()
+            if not self._slots.acquire(timeout=call.slot_timeout()):
+                raise _busy()
         try:
             connect, read = call.timeouts()
             answer = self._sync.call(call.operation, job.request, connect_timeout=connect,
@@ -184,6 +205,8 @@ class Driver:
         if slots is None:
             slots = self._async_slots[loop] = asyncio.Semaphore(self.settings.max_in_flight)
         if slots.locked():  # only a full bound pays for a timed wait (a task and a loop hop)
+            if governor is not None:
+                self._starved()
             try:
                 await asyncio.wait_for(slots.acquire(), timeout=call.slot_timeout())
             except asyncio.TimeoutError:
