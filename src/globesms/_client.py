@@ -68,7 +68,7 @@ class _GuardAdapter(requests.adapters.BaseAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
         response = self.inner.send(request, *args, **kwargs)
-        _LAST_ANSWER.set((response.status_code, dict(response.headers)))
+        _LAST_ANSWER.set((response.status_code, response.headers))  # case-insensitive
         if response.status_code in _REDIRECTS:
             response.headers.pop("location", None)  # requests follows only with a Location
         return response
