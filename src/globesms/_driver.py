@@ -88,48 +88,33 @@ class Driver:
         messages: int = 1,
     ) -> R:
         """Run one call (of ``messages`` messages, for the observers) in this thread."""
-        call = _Call(self, operation, messages)
-        with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
-            try:
-                job = call.prepare(prepare, to)
-                if self._gate is not None:
-                    self._gate.ensure()
-                while True:
-                    try:
-                        return call.succeeded(self._attempt(call, job))
-                    except SmsError as error:
-                        wait = call.next_wait(error)
-                    self._sleep(wait)
-            except SmsError as error:
-                call.failed(error)
-                raise
-            except BaseException as error:  # cancelled, interrupted, or a bug: observers end too
-                call.interrupted(error)
-                raise
+        with _Call(self, operation, messages) as call:
+            job = call.prepare(prepare, to)
+            self._ensure_credential()
+            while True:
+                try:
+                    return call.succeeded(self._attempt(call, job))
+                except SmsError as error:
+                    self._sleep(call.next_wait(error))
 
     async def run_async(
         self, operation: Operation, to: object, prepare: Callable[[], Job[R]],
         messages: int = 1,
     ) -> R:
         """Run one call to completion on the running event loop."""
-        call = _Call(self, operation, messages)
-        with SDK_WARNINGS, _log.quiet_sdk(self.settings.quiet_sdk_logs):
-            try:
-                job = call.prepare(prepare, to)
-                if self._gate is not None and not self._gate.ready:
-                    await asyncio.to_thread(self._gate.ensure)
-                while True:
-                    try:
-                        return call.succeeded(await self._attempt_async(call, job))
-                    except SmsError as error:
-                        wait = call.next_wait(error)
-                    await self._async_sleep(wait)
-            except SmsError as error:
-                call.failed(error)
-                raise
-            except BaseException as error:  # cancelled, interrupted, or a bug: observers end too
-                call.interrupted(error)
-                raise
+        with _Call(self, operation, messages) as call:
+            job = call.prepare(prepare, to)
+            if self._gate is not None and not self._gate.ready:
+                await asyncio.to_thread(self._gate.ensure)
+            while True:
+                try:
+                    return call.succeeded(await self._attempt_async(call, job))
+                except SmsError as error:
+                    await self._async_sleep(call.next_wait(error))
+
+    def _ensure_credential(self) -> None:
+        if self._gate is not None:
+            self._gate.ensure()
 
     def validated(self, operation: Operation, prepare: Callable[[], R]) -> R:
         """Only the validation of a call (a batch's plan): invalid input is observed, raised."""
@@ -237,8 +222,8 @@ def _busy() -> TransientError:
 class _Call:
     """One public call: clock readings, attempts, the retry decision and its observers."""
 
-    __slots__ = ("_driver", "_messages", "_observers", "_retrying", "_state", "attempts",
-                 "deadline_at", "operation", "started")
+    __slots__ = ("_driver", "_messages", "_observers", "_quiet", "_retrying", "_state",
+                 "attempts", "deadline_at", "operation", "started")
 
     def __init__(self, driver: Driver, operation: Operation, messages: int = 1) -> None:
         self._driver = driver
@@ -250,6 +235,24 @@ class _Call:
         self._state: RetryCallState | None = None
         self._messages = messages
         self._observers: list[Observer] = []
+        self._quiet = _log.quiet_sdk(driver.settings.quiet_sdk_logs)
+
+    def __enter__(self) -> _Call:
+        SDK_WARNINGS.__enter__()
+        self._quiet.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any,
+    ) -> None:
+        try:
+            if isinstance(exc, SmsError):
+                self.failed(exc)
+            elif exc is not None:  # cancelled, interrupted, or a bug: observers end too
+                self.interrupted(exc)
+        finally:
+            self._quiet.__exit__(None, None, None)
+            SDK_WARNINGS.__exit__(None, None, None)
 
     def observe(self, to: str | None) -> None:
         """Start the observers, once the masked recipient is known."""

@@ -140,12 +140,12 @@ class LogHook:
 
     def start(self, call: CallInfo) -> Observer:
         if call.operation.startswith("verify."):
-            return _SILENT
+            return SILENT
         return _LogObserver(call, time.monotonic())
 
 
-class _Silent:
-    """An observer that records nothing."""
+class SilentObserver:
+    """An observer that records nothing (a base for observers that need only some moments)."""
 
     def rate_wait(self, seconds: float) -> None:
         pass
@@ -163,7 +163,7 @@ class _Silent:
         pass
 
 
-_SILENT = _Silent()
+SILENT = SilentObserver()
 
 
 class _LogObserver:

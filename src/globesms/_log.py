@@ -14,6 +14,7 @@ Turn this off with ``quiet_sdk_logs = false`` (``GLOBESMS_QUIET_SDK_LOGS=0``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from contextvars import ContextVar
@@ -96,20 +97,10 @@ class _Quiet:
         _IN_CALL.set(_IN_CALL.get() - 1)
 
 
-class _NotQuiet:
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+_QUIET, _NOT_QUIET = _Quiet(), contextlib.nullcontext()
 
 
-_QUIET, _NOT_QUIET = _Quiet(), _NotQuiet()
-
-
-def quiet_sdk(enabled: bool) -> _Quiet | _NotQuiet:
+def quiet_sdk(enabled: bool) -> contextlib.AbstractContextManager[None]:
     """Mark the current context as a globesms call, so SDK records are dropped (if enabled)."""
     return _QUIET if enabled else _NOT_QUIET
 

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._errors import DeliveryUncertain, InvalidRequest, SmsError, Throttled
-from ._hooks import VERIFY_CHECK, VERIFY_START, CallInfo
+from ._hooks import SILENT, VERIFY_CHECK, VERIFY_START, CallInfo, SilentObserver
 from ._version import version
 
 _context: Any
@@ -203,7 +203,7 @@ class OtelHook:
         self._tracing: tuple[object, Any] = (object(), None)
         self._metering: tuple[object, Instruments | None] = (object(), None)
 
-    def start(self, call: CallInfo) -> _OtelObserver | _Suppressing | _Idle:
+    def start(self, call: CallInfo) -> _OtelObserver | SilentObserver:
         tracer, instruments = self.tracer(), self.instruments()
         if tracer is None and instruments is None:
             # Nothing of ours records. An instrumentation holding its own provider still could:
@@ -261,45 +261,18 @@ def _request_id(result: Any) -> str | None:
     return request_id if isinstance(request_id, str) and request_id else None
 
 
-class _Idle:
-    """A call while nothing can record: no span, no metric, no instrumentation to suppress."""
-
-    __slots__ = ()
-
-    def rate_wait(self, seconds: float) -> None:
-        pass
-
-    def retry(self, error: SmsError, attempt: int, wait: float) -> None:
-        pass
-
-    def succeeded(self, result: Any, attempts: int) -> None:
-        pass
-
-    def failed(self, error: SmsError, attempts: int) -> None:
-        pass
-
-    def interrupted(self, error: BaseException, attempts: int) -> None:
-        pass
-
-
-_IDLE = _Idle()
+_IDLE = SILENT
 #: The package every OpenTelemetry instrumentation imports (requests, urllib3, aiohttp, redis...).
 _INSTRUMENTATION = "opentelemetry.instrumentation"
 
 
-class _Suppressing:
+class _Suppressing(SilentObserver):
     """A call while nothing records (no SDK): only its HTTP client spans are suppressed."""
 
     __slots__ = ("token",)
 
     def __init__(self) -> None:
         self.token = _context.attach(_suppressed())
-
-    def rate_wait(self, seconds: float) -> None:
-        pass
-
-    def retry(self, error: SmsError, attempt: int, wait: float) -> None:
-        pass
 
     def succeeded(self, result: Any, attempts: int) -> None:
         _context.detach(self.token)

@@ -18,6 +18,7 @@ caller's ``-W error`` cannot turn a send that never left into a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -112,20 +113,9 @@ class SdkWarnings:
         return not filters or filters[0] is not self._ENTRY
 
 
-class _NoSdkWarnings:
-    """Before Python 3.12 the SDK's ``datetime.utcnow()`` does not warn: nothing to silence."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-SDK_WARNINGS: SdkWarnings | _NoSdkWarnings = (
-    SdkWarnings() if sys.version_info >= (3, 12) else _NoSdkWarnings()
+#: Before Python 3.12 the SDK's ``datetime.utcnow()`` does not warn: nothing to silence.
+SDK_WARNINGS: contextlib.AbstractContextManager[None] = (
+    SdkWarnings() if sys.version_info >= (3, 12) else contextlib.nullcontext()
 )
 
 
