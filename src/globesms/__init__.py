@@ -25,7 +25,15 @@ if _typing.TYPE_CHECKING:
         TransientError,
     )
     from ._log import JsonFormatter
-    from ._results import SendReceipt
+    from ._results import (
+        Accepted,
+        BatchResult,
+        DeliveryStatus,
+        Preview,
+        Rejected,
+        Reported,
+        SendReceipt,
+    )
     from ._service import SmsService
     from ._settings import Settings
     from ._verify._redis import RedisStore
@@ -50,7 +58,9 @@ _ERRORS = (
 _HOMES: dict[str, str] = {
     **dict.fromkeys(_ERRORS, "._errors"),
     "JsonFormatter": "._log",
-    "SendReceipt": "._results",
+    **dict.fromkeys(
+        ("Accepted", "BatchResult", "DeliveryStatus", "Preview", "Rejected", "Reported",
+         "SendReceipt"), "._results"),
     "SmsService": "._service",
     "Settings": "._settings",
     "Challenge": "._verify._service",
@@ -62,11 +72,14 @@ _HOMES: dict[str, str] = {
 }
 
 __all__ = [
+    "Accepted",
     "AccountError",
     "AuthError",
+    "BatchResult",
     "Challenge",
     "CheckResult",
     "ConfigurationError",
+    "DeliveryStatus",
     "DeliveryUncertain",
     "InvalidRecipient",
     "InvalidRequest",
@@ -74,7 +87,10 @@ __all__ = [
     "MemoryStore",
     "MessageRejected",
     "NetworkError",
+    "Preview",
     "RedisStore",
+    "Rejected",
+    "Reported",
     "SendReceipt",
     "ServiceUnavailable",
     "Settings",
