@@ -144,13 +144,21 @@ def test_settings_are_frozen() -> None:
 
 
 def test_shipped_config_lists_every_key_with_its_default() -> None:
-    """config/globesms.toml has every key; uncommented ones equal the defaults."""
+    """config/globesms.toml has every key; uncommented ones equal the defaults; its [verify]
+    table (the verification loader's) holds only verification settings at their defaults."""
+    from globesms._verify._config import load_settings
+
     text = (ROOT / "config" / "globesms.toml").read_text()
     defaults = Settings()
     for name in Settings.__dataclass_fields__:
         assert f"{name} =" in text, f"{name} missing from config/globesms.toml"
-    for name, value in tomllib.loads(text).items():
+    data = tomllib.loads(text)
+    verify = data.pop("verify")
+    for name, value in data.items():
         assert getattr(defaults, name) == value, name
+    verify_defaults = load_settings(ROOT / "config" / "globesms.toml", environ={})
+    for name, value in verify.items():
+        assert getattr(verify_defaults, name) == value, name
 
 
 def test_replacing_the_region_moves_the_derived_endpoint() -> None:
