@@ -76,3 +76,26 @@ def _restore_globesms_logger() -> Iterator[None]:
     yield
     logger.handlers[:] = saved[0]
     logger.level, logger.propagate = saved[1], saved[2]
+
+
+#: Tests that need a real Redis or a real browser, by their node id: counted so the run's log
+#: shows they ran (a skipped one in CI would be a silent hole; CI makes them fail instead).
+_SERVICES = {"Redis": ("redis", "sqlite-and-redis"), "browser": ("test_inbox_browser.py",)}
+_RAN: dict[str, dict[str, int]] = {name: {} for name in _SERVICES}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Tally outcomes of the Redis and browser tests."""
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    node = report.nodeid.lower()
+    for name, needles in _SERVICES.items():
+        if any(needle in node for needle in needles):
+            _RAN[name][report.outcome] = _RAN[name].get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per service: how many of its tests passed, failed and skipped."""
+    for name, outcomes in _RAN.items():
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "none"
+        terminalreporter.write_line(f"globesms: tests needing a real {name}: {counts}")

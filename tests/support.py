@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 SCRUB_PREFIXES = ("GLOBESMS_", "ALIBABA_CLOUD_")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
@@ -55,3 +55,36 @@ class FakeTime:
 
 
 ServiceFactory = Callable[..., "SmsService"]
+
+
+def unavailable(variable: str, reason: str) -> NoReturn:
+    """Skip a test whose service is missing here, or fail it where CI requires the service
+    (``.ci/run`` sets ``GLOBESMS_REQUIRE_REDIS=1`` and ``GLOBESMS_REQUIRE_BROWSER=1``)."""
+    import pytest
+
+    if TEST_ENV.get(variable) == "1":
+        pytest.fail(f"{variable}=1 but {reason}")
+    pytest.skip(reason)
+
+
+def test_redis_url() -> str:
+    """``GLOBESMS_TEST_REDIS_URL`` when that Redis answers a PING; else :func:`unavailable`."""
+    url = TEST_ENV.get("GLOBESMS_TEST_REDIS_URL", "")
+    if not url:
+        unavailable("GLOBESMS_REQUIRE_REDIS", "GLOBESMS_TEST_REDIS_URL is not set")
+    try:
+        import redis
+    except ImportError:
+        unavailable("GLOBESMS_REQUIRE_REDIS",
+                    "redis-py is not installed (pip install -e '.[test]')")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        client.ping()
+        client.close()
+    except redis.RedisError as error:
+        unavailable("GLOBESMS_REQUIRE_REDIS",
+                    f"Redis at GLOBESMS_TEST_REDIS_URL does not answer ({type(error).__name__})")
+    return url
+
+
+test_redis_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

@@ -260,22 +260,9 @@ def test_stopped_redis_fails_and_hides_password(
 
 def _test_redis_url() -> str:
     """The test Redis; skip when it is missing, fail instead under GLOBESMS_REQUIRE_REDIS=1."""
-    from support import TEST_ENV
+    from support import test_redis_url
 
-    url = TEST_ENV.get("GLOBESMS_TEST_REDIS_URL", "")
-    required = TEST_ENV.get("GLOBESMS_REQUIRE_REDIS", "") == "1"
-    reason = "GLOBESMS_TEST_REDIS_URL is not set"
-    if url:
-        import redis
-
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
-            return url
-        except redis.RedisError as error:
-            reason = f"Redis at GLOBESMS_TEST_REDIS_URL does not answer ({type(error).__name__})"
-    if required:
-        pytest.fail(f"GLOBESMS_REQUIRE_REDIS=1 but {reason}")
-    pytest.skip(reason)
+    return test_redis_url()
 
 
 def test_running_redis_answers(doctor_emulator: Emulator) -> None:

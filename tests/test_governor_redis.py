@@ -18,6 +18,11 @@ from typing import Any
 
 import pytest
 
+try:
+    import redis
+except ImportError:  # the test extra has it; test_redis_url() then skips or fails the tests
+    redis = None
+
 from globesms import Settings, Throttled
 from globesms._governor import (
     Pace,
@@ -27,12 +32,8 @@ from globesms._governor import (
     reserve,
     store_key,
 )
-from support import TEST_ENV
+from support import test_redis_url, unavailable
 
-redis = pytest.importorskip("redis", reason="the redis extra is not installed")
-
-REDIS_URL = TEST_ENV.get("GLOBESMS_TEST_REDIS_URL", "")
-REQUIRED = TEST_ENV.get("GLOBESMS_REQUIRE_REDIS", "") == "1"
 ACCOUNT = "LTAI5tAccountIdInClear"
 
 
@@ -57,24 +58,10 @@ def max_in_window(starts: list[float], width: float = 1.0) -> int:
     return best
 
 
-def _unavailable(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"GLOBESMS_REQUIRE_REDIS=1 but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def redis_url() -> str:
     """The test Redis (GLOBESMS_TEST_REDIS_URL); skip, or fail under GLOBESMS_REQUIRE_REDIS=1."""
-    if not REDIS_URL:
-        _unavailable("GLOBESMS_TEST_REDIS_URL is not set")
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        client.ping()
-        client.close()
-    except redis.RedisError as error:
-        _unavailable(f"Redis at GLOBESMS_TEST_REDIS_URL does not answer ({type(error).__name__})")
-    return REDIS_URL
+    return test_redis_url()
 
 
 @pytest.fixture
@@ -323,7 +310,7 @@ class OwnRedis:
 def own_redis() -> Iterator[OwnRedis]:
     """A private redis-server this test may stop and restart."""
     if shutil.which("redis-server") is None:
-        _unavailable("no redis-server binary to stop and restart")
+        unavailable("GLOBESMS_REQUIRE_REDIS", "no redis-server binary to stop and restart")
     server = OwnRedis()
     server.start()
     yield server

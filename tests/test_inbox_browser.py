@@ -18,6 +18,7 @@ from alibabacloud_tea_openapi.models import Config
 from alibabacloud_tea_util.models import RuntimeOptions
 
 from globesms.emulator import Emulator
+from support import unavailable
 
 KEY_ID = "browserKey"
 SECRET = "browserSecret-1234"
@@ -40,25 +41,8 @@ def _chromium() -> str | None:
     return None
 
 
-def _browser_required() -> bool:
-    """GLOBESMS_REQUIRE_BROWSER=1 in the environment pytest was started with.
-
-    conftest scrubs GLOBESMS_* from os.environ before this module is imported, so the
-    process's initial environment (/proc/self/environ, where there is one) is read too.
-    """
-    if os.environ.get(REQUIRE_VAR) == "1":
-        return True
-    try:
-        with open("/proc/self/environ", "rb") as initial:
-            return f"{REQUIRE_VAR}=1".encode() in initial.read().split(b"\0")
-    except OSError:
-        return False
-
-
 def _unavailable(reason: str) -> None:
-    if _browser_required():
-        pytest.fail(f"GLOBESMS_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
+    unavailable(REQUIRE_VAR, reason)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from globesms import (
 )
 from globesms.emulator import Emulator, HttpError, Reply
 from globesms.testing import service_for
-from support import TEST_ENV
+from support import TEST_ENV, test_redis_url
 from workers import race_worker
 
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -42,7 +42,6 @@ SAME_PREFIX = "+44 7700 900124"
 OTHER_UK = "+44 7911 123456"
 FRANCE = "+33 6 12 34 56 78"
 TEST_REDIS_URL = TEST_ENV.get("GLOBESMS_TEST_REDIS_URL", "")
-REQUIRE_REDIS = TEST_ENV.get("GLOBESMS_REQUIRE_REDIS") == "1"
 StoreFactory = Callable[[], Any]
 Verify = Callable[..., VerificationService]
 
@@ -51,22 +50,7 @@ Verify = Callable[..., VerificationService]
 
 def redis_url_or_skip() -> str:
     """The test Redis URL; skip (or fail when CI requires Redis) when unset or unreachable."""
-    import redis
-
-    reason = ""
-    if not TEST_REDIS_URL:
-        reason = "GLOBESMS_TEST_REDIS_URL is not set"
-    else:
-        try:
-            redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=1,
-                                 socket_connect_timeout=1).ping()
-        except redis.RedisError as exc:
-            reason = f"Redis at GLOBESMS_TEST_REDIS_URL is unreachable ({type(exc).__name__})"
-    if reason:
-        if REQUIRE_REDIS:
-            pytest.fail(f"{reason} and GLOBESMS_REQUIRE_REDIS=1")
-        pytest.skip(reason)
-    return TEST_REDIS_URL
+    return test_redis_url()
 
 
 @pytest.fixture
