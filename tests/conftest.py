@@ -6,8 +6,10 @@ module import, before ``globesms`` (and through it ``alibabacloud_credentials``)
 
 from __future__ import annotations
 
+import http.server
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,6 +68,30 @@ def make_service(emulator: Emulator, fake_time: FakeTime) -> Iterator[ServiceFac
     yield factory
     for service in built:
         service.close()
+
+
+@pytest.fixture
+def redirector(emulator: Emulator) -> Iterator[str]:
+    """An endpoint that answers every request with a 307 to the emulator."""
+    target = f"http://{emulator.endpoint}/"
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
 
 
 @pytest.fixture(autouse=True)

@@ -50,6 +50,10 @@ class FakeTime:
         self.sleeps.append(seconds)
         self.offset += seconds
 
+    async def async_sleep(self, seconds: float) -> None:
+        """The same, awaitable: records the wait and returns at once."""
+        self.sleep(seconds)
+
     def clock(self) -> float:
         return self.offset
 

@@ -30,21 +30,14 @@ from globesms.emulator import Accept, Delay, Drop, Emulator, HttpError, Reply
 from support import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 
 
-class AsyncFakeTime(FakeTime):
-    """FakeTime with an awaitable sleep that records and returns at once."""
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
 @pytest.fixture
-def atime() -> AsyncFakeTime:
+def atime() -> FakeTime:
     """Injected async sleep and clock: no real waiting."""
-    return AsyncFakeTime()
+    return FakeTime()
 
 
 @pytest.fixture
-def make(emulator: Emulator, atime: AsyncFakeTime) -> Iterator[Any]:
+def make(emulator: Emulator, atime: FakeTime) -> Iterator[Any]:
     """Factory of services for the emulator with fake time."""
 
     def factory(**overrides: Any) -> SmsService:
@@ -124,7 +117,7 @@ def test_business_code_maps_like_sync(emulator: Emulator, make: Any) -> None:
 
 
 def test_retries_wait_without_blocking_and_honour_hints(
-    emulator: Emulator, make: Any, atime: AsyncFakeTime
+    emulator: Emulator, make: Any, atime: FakeTime
 ) -> None:
     """503 and throttling are retried with the injected async sleep; hints win."""
     emulator.script(DIGITS, HttpError(503, "ServiceUnavailable"),
@@ -137,7 +130,7 @@ def test_retries_wait_without_blocking_and_honour_hints(
 
 
 def test_standard_retry_after_and_exhaustion(
-    emulator: Emulator, make: Any, atime: AsyncFakeTime
+    emulator: Emulator, make: Any, atime: FakeTime
 ) -> None:
     """Retry-After seconds are honoured; a transient error stays retryable when attempts end."""
     emulator.script(DIGITS, *[HttpError(429, "Throttling.User", retry_after_s=3)] * 3)
@@ -171,7 +164,7 @@ def test_html_503_is_retried(emulator: Emulator, make: Any) -> None:
     assert run(_send(make(), NUMBER, TEXT)).attempts == 2
 
 
-def test_connection_refused_is_retried(atime: AsyncFakeTime) -> None:
+def test_connection_refused_is_retried(atime: FakeTime) -> None:
     """A refused connection is a NetworkError, retried up to max_attempts."""
     import socket
 
@@ -188,7 +181,7 @@ def test_connection_refused_is_retried(atime: AsyncFakeTime) -> None:
 
 
 def test_deadline_expiry_stops_the_retries(
-    emulator: Emulator, make: Any, atime: AsyncFakeTime
+    emulator: Emulator, make: Any, atime: FakeTime
 ) -> None:
     """A retry hint that ends past the deadline ends the call at once."""
     emulator.script(DIGITS, HttpError(503, "ServiceUnavailable", retry_after_ms=20_000), Accept())
@@ -256,7 +249,7 @@ def test_async_logs_the_same_events(
     assert TEXT not in caplog.text and DIGITS not in caplog.text
 
 
-def test_https_with_ca_file(atime: AsyncFakeTime) -> None:
+def test_https_with_ca_file(atime: FakeTime) -> None:
     """send_async trusts ca_file over HTTPS, with one SSL context for the service."""
     with Emulator(access_keys={KEY_ID: KEY_SECRET}, tls=True) as emu:
         service = SmsService(
@@ -271,7 +264,7 @@ def test_https_with_ca_file(atime: AsyncFakeTime) -> None:
         assert [m.message_id for m in emu.messages] == [r.message_id for r in receipts]
 
 
-def test_untrusted_certificate_is_configuration_error(atime: AsyncFakeTime) -> None:
+def test_untrusted_certificate_is_configuration_error(atime: FakeTime) -> None:
     """Without the CA, HTTPS fails as ConfigurationError naming ca_file, nothing stored."""
     from globesms import ConfigurationError
 

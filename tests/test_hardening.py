@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import logging
 import socket
 import sys
-import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -33,14 +31,9 @@ from support import DIGITS, KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 SYNC_AND_ASYNC = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
-class AsyncFakeTime(FakeTime):
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
 def _service(endpoint: str, protocol: str = "http", credential: Any = None,
-             time_: AsyncFakeTime | None = None, **settings: Any) -> SmsService:
-    clock = time_ or AsyncFakeTime()
+             time_: FakeTime | None = None, **settings: Any) -> SmsService:
+    clock = time_ or FakeTime()
     return SmsService(
         Settings(endpoint=endpoint, protocol=protocol, **settings),
         credential=credential or static_credential(KEY_ID, KEY_SECRET),
@@ -242,30 +235,6 @@ def test_credential_refresh_failure_is_mapped_and_logged(
 # -- item 11: redirects are never followed, whatever the client --------------------------------
 
 
-@pytest.fixture
-def redirector(emulator: Emulator) -> Iterator[str]:
-    """An endpoint that answers every request with a 307 to the emulator."""
-    target = f"http://{emulator.endpoint}/"
-
-    class Redirect(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.send_response(307)
-            self.send_header("Location", target)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 def _sdk_client(endpoint: str, **config: Any) -> Client:
     return Client(Config(credential=static_credential(KEY_ID, KEY_SECRET), endpoint=endpoint,
                          protocol="http", **config))
@@ -287,7 +256,7 @@ def test_injected_client_never_follows_a_redirect(
             client.query_message_with_options(models.QueryMessageRequest(message_id="1"),
                                               RuntimeOptions())
         emulator.reset()
-    fake = AsyncFakeTime()
+    fake = FakeTime()
     service = SmsService(client=client, sleep=fake.sleep, async_sleep=fake.async_sleep,
                          clock=fake.clock)
     with pytest.raises(ConfigurationError) as caught:
@@ -359,7 +328,7 @@ def test_a_client_missing_an_sdk_internal_warns_once_and_never_sends_uncertain(
     client = _sdk_client(emulator.endpoint)
     client._credential = None
     caplog.set_level(logging.WARNING, logger="globesms")
-    fake = AsyncFakeTime()
+    fake = FakeTime()
     service = SmsService(client=client, sleep=fake.sleep, async_sleep=fake.async_sleep,
                          clock=fake.clock)
     warned = [r for r in caplog.records if "Client._credential" in r.getMessage()]

@@ -31,18 +31,13 @@ MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 MAINLAND = "+86 138 0013 8000"
 
 
-class AsyncFakeTime(FakeTime):
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+@pytest.fixture
+def time_() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def time_() -> AsyncFakeTime:
-    return AsyncFakeTime()
-
-
-@pytest.fixture
-def service(emulator: Emulator, time_: AsyncFakeTime) -> SmsService:
+def service(emulator: Emulator, time_: FakeTime) -> SmsService:
     """A service for the emulator with fake time (waits are recorded, not slept)."""
     return SmsService(
         Settings(endpoint=emulator.endpoint, protocol="http"),
@@ -239,7 +234,7 @@ def test_batch_stopper_raises_before_anything_is_sent(emulator: Emulator, mode: 
 
 
 def test_batch_is_split_at_1000_and_paced_one_per_second(
-    emulator: Emulator, service: SmsService, time_: AsyncFakeTime
+    emulator: Emulator, service: SmsService, time_: FakeTime
 ) -> None:
     """2,001 numbers go out in 3 requests, each waiting for the next 1-per-second slot."""
     numbers = [f"+44 7700 9{i:05d}" for i in range(2001)]

@@ -57,13 +57,6 @@ BATCH_TEXT = "Batch text 5566778"
 SYNC_AND_ASYNC = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
-class AsyncFakeTime(FakeTime):
-    """FakeTime with an awaitable sleep that records and returns at once."""
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
 @pytest.fixture(scope="module")
 def tracing() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """One tracer provider for the module, with requests, urllib3 and aiohttp instrumented
@@ -92,7 +85,7 @@ class Otel:
     exporter: InMemorySpanExporter
     meters: MeterProvider
     reader: InMemoryMetricReader
-    time: AsyncFakeTime
+    time: FakeTime
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -131,7 +124,7 @@ def otel(tracing: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[Otel]
     exporter.clear()
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
-    yield Otel(provider, exporter, meters, reader, AsyncFakeTime())
+    yield Otel(provider, exporter, meters, reader, FakeTime())
     meters.shutdown()
 
 

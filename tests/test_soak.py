@@ -23,13 +23,10 @@ NUMBERS = [f"+44 7700 9{i:05d}" for i in range(40)]
 
 
 def _service(emu: Emulator, fake: FakeTime) -> SmsService:
-    async def no_wait(seconds: float) -> None:
-        fake.sleep(seconds)
-
     return SmsService(
         Settings(endpoint=emu.endpoint, protocol="http", read_timeout=0.25, max_attempts=3),
         credential=static_credential(KEY_ID, KEY_SECRET), sleep=fake.sleep,
-        async_sleep=no_wait, clock=fake.clock,
+        async_sleep=fake.async_sleep, clock=fake.clock,
     )
 
 

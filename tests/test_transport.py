@@ -111,36 +111,15 @@ def test_unknown_exception_is_uncertain() -> None:
     assert error.retryable is False
 
 
-def test_redirect_is_not_followed(emulator: Emulator, fake_time: FakeTime) -> None:
+def test_redirect_is_not_followed(
+    emulator: Emulator, redirector: str, fake_time: FakeTime
+) -> None:
     """A 307 to another endpoint is a ConfigurationError; the signed request is not replayed."""
-    import http.server
-    import threading
-
-    target = f"http://{emulator.endpoint}/"
-
-    class Redirect(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.send_response(307)
-            self.send_header("Location", target)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        settings = Settings(endpoint=f"127.0.0.1:{server.server_address[1]}", protocol="http")
-        service = SmsService(settings, credential=static_credential(KEY_ID, KEY_SECRET),
-                             sleep=fake_time.sleep, clock=fake_time.clock)
-        with pytest.raises(ConfigurationError) as caught:
-            service.send(NUMBER, TEXT)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    settings = Settings(endpoint=redirector, protocol="http")
+    service = SmsService(settings, credential=static_credential(KEY_ID, KEY_SECRET),
+                         sleep=fake_time.sleep, clock=fake_time.clock)
+    with pytest.raises(ConfigurationError) as caught:
+        service.send(NUMBER, TEXT)
     assert caught.value.code == "UnexpectedRedirect"
     assert caught.value.http_status == 307
     assert emulator.requests == []
