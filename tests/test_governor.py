@@ -10,7 +10,7 @@ import pytest
 
 from globesms import Settings, SmsService, Throttled, TransientError
 from globesms._credentials import static_credential
-from globesms._governor import RateGovernor
+from globesms._governor import LocalGovernor
 from globesms.emulator import Delay, Emulator
 from support import KEY_ID, KEY_SECRET, NUMBER, TEXT, FakeTime
 
@@ -25,29 +25,34 @@ class Frozen:
         return self.now
 
 
+def exact(rate: float, clock: Frozen, burst: int = 1) -> LocalGovernor:
+    """The in-process governor pacing exactly at ``rate`` (no lag margin, no wake-up grid)."""
+    return LocalGovernor(rate, clock=clock, burst=burst, lag_allowance=0.0, grid=0.0)
+
+
 def test_reservations_are_spaced_by_the_rate() -> None:
     """At 10/s, back-to-back reservations wait 0, 0.1, 0.2, 0.3 s."""
     clock = Frozen()
-    governor = RateGovernor(10.0, clock=clock)
-    waits = [governor.reserve(deadline=clock.now + 15) for _ in range(4)]
+    governor = exact(10.0, clock)
+    waits = [governor.acquire(15) for _ in range(4)]
     assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3])
 
 
 def test_idle_time_refills_but_does_not_bank_beyond_burst() -> None:
     """After a long pause the next send goes at once, and the one after waits one interval."""
     clock = Frozen()
-    governor = RateGovernor(10.0, clock=clock)
-    governor.reserve(deadline=clock.now + 15)
+    governor = exact(10.0, clock)
+    governor.acquire(15)
     clock.now += 60
-    assert governor.reserve(deadline=clock.now + 15) == 0.0
-    assert governor.reserve(deadline=clock.now + 15) == pytest.approx(0.1)
+    assert governor.acquire(15) == 0.0
+    assert governor.acquire(15) == pytest.approx(0.1)
 
 
 def test_burst_allows_that_many_at_once() -> None:
     """With burst=3, three sends go at once and the fourth waits."""
     clock = Frozen()
-    governor = RateGovernor(10.0, clock=clock, burst=3)
-    waits = [governor.reserve(deadline=clock.now + 15) for _ in range(4)]
+    governor = exact(10.0, clock, burst=3)
+    waits = [governor.acquire(15) for _ in range(4)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert waits[3] == pytest.approx(0.1)
 
@@ -55,13 +60,13 @@ def test_burst_allows_that_many_at_once() -> None:
 def test_slot_past_the_deadline_is_throttled_and_not_reserved() -> None:
     """A wait that would end past the deadline raises Throttled and leaves the slot free."""
     clock = Frozen()
-    governor = RateGovernor(1.0, clock=clock)
-    governor.reserve(deadline=clock.now + 15)
+    governor = exact(1.0, clock)
+    governor.acquire(15)
     with pytest.raises(Throttled) as caught:
-        governor.reserve(deadline=clock.now + 0.5)
+        governor.acquire(0.5)
     assert caught.value.code == "LocalRateLimit"
     assert caught.value.retry_after == pytest.approx(1.0)
-    assert governor.reserve(deadline=clock.now + 15) == pytest.approx(1.0)
+    assert governor.acquire(15) == pytest.approx(1.0)
 
 
 def _service(emulator: Emulator, fake_time: FakeTime, **overrides: Any) -> SmsService:

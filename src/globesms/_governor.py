@@ -326,32 +326,6 @@ class LocalGovernor:
             return self._tat - self.pace.interval
 
 
-class RateGovernor:
-    """Compatibility shim for the service before it moves to :class:`Governor`.
-
-    ``reserve(deadline)`` takes an absolute reading of ``clock`` as before. It paces exactly at
-    ``rate`` with no lag margin and no wake grid, which is how the service behaved until now.
-    """
-
-    def __init__(self, rate: float, *, clock: Callable[[], float], burst: int = 1) -> None:
-        self._clock = clock
-        self._inner = LocalGovernor(rate, clock=clock, burst=burst, lag_allowance=0.0, grid=0.0)
-
-    def reserve(self, deadline: float) -> float:
-        return self._inner.acquire(deadline - self._clock())
-
-    def acquire(self, budget: float) -> float:
-        """Reserve a slot starting within ``budget`` seconds; return the seconds to wait for it."""
-        return self._inner.acquire(budget)
-
-    async def acquire_async(self, budget: float) -> float:
-        """:meth:`acquire` for async callers (the decision never blocks)."""
-        return self._inner.acquire(budget)
-
-    def close(self) -> None:
-        pass
-
-
 # -- in Redis -------------------------------------------------------------------------------------
 
 #: Epoch of the script's microsecond clock (2025-01-01 UTC): keeps doubles exact to < 0.01 µs.
