@@ -292,7 +292,8 @@ def load_settings(
         if raw.strip() == "" and key not in _OPTIONAL:
             continue
         values[key] = _parse_env(key, raw, var)
-        sources[key] = f"{var}" if key in _MAPS else f"{var}={raw}"
+        # values are quoted back in errors: never a map (codes) or a store URL (a password)
+        sources[key] = var if key in _MAPS or key == "store" else f"{var}={raw}"
     for key, value in overrides.items():
         _known(key, "the arguments")
         values[key] = value
