@@ -27,6 +27,7 @@ from ._jobs import check_code, outgoing
 from ._results import Accepted, BatchResult, Rejected
 from ._settings import Settings
 from ._transport import Answer
+from ._validate import check_options
 
 #: The API's limit of numbers per request.
 MAX_NUMBERS = 1000
@@ -112,8 +113,8 @@ def plan(
                              code="InvalidType")
     if not isinstance(message_type, str) or message_type not in BATCH_TYPES:
         raise InvalidRequest("message_type must be NOTIFY or MKT for a batch", code="InvalidType")
-    # The options are checked once, with the first item, so a bad option fails the whole call.
-    outgoing(settings, "+44 7700 900000", "x", sender, message_type, task_id, validity_period)
+    chosen = settings.sender if sender is None else sender
+    check_options(chosen, message_type, task_id, validity_period)  # a bad option fails the call
     batch = BatchPlan([])
     numbers: list[str] = []
     valid_texts: list[str] = []
@@ -127,7 +128,6 @@ def plan(
             continue
         numbers.append(out.recipient.digits)
         valid_texts.append(out.message)
-    chosen = settings.sender if sender is None else sender
     for start in range(0, len(numbers), MAX_NUMBERS):
         end = start + MAX_NUMBERS
         part, part_texts = numbers[start:end], valid_texts[start:end]

@@ -192,6 +192,39 @@ class Outgoing:
         return f"Outgoing(to={self.recipient.masked}, chars={len(self.message)})"
 
 
+def check_options(
+    sender: object, message_type: object, task_id: object, validity_period: object,
+) -> tuple[str | None, str | None, str | None, int | None]:
+    """The checks of a send's options (sender ID, type, task id, validity period); returns them
+    as the types they were checked to be."""
+    if sender is not None:
+        if not isinstance(sender, str):
+            raise InvalidRequest(f"sender must be a string, not {type(sender).__name__}",
+                                 code="InvalidSender")
+        problem = check_sender(sender)
+        if problem:
+            raise InvalidRequest(f"sender {problem}", code="InvalidSender")
+    if message_type is not None and (
+        not isinstance(message_type, str) or message_type not in MESSAGE_TYPES
+    ):
+        raise InvalidRequest("message_type must be OTP, NOTIFY or MKT", code="InvalidType")
+    if task_id is not None and (
+        not isinstance(task_id, str)
+        or not 1 <= len(task_id) <= MAX_TASK_ID
+        or not is_valid_unicode(task_id)
+    ):
+        raise InvalidRequest(f"task_id must be a string of 1-{MAX_TASK_ID} Unicode characters",
+                             code="InvalidTaskId")
+    if validity_period is not None and (
+        isinstance(validity_period, bool)
+        or not isinstance(validity_period, int)
+        or validity_period <= 0
+    ):
+        raise InvalidRequest("validity_period must be a whole number of seconds > 0",
+                             code="InvalidValidityPeriod")
+    return sender, message_type, task_id, validity_period
+
+
 def validate(
     to: object,
     message: object,
@@ -228,31 +261,8 @@ def validate(
             "(max_message_length)",
             code="MessageTooLong",
         )
-    if sender is not None:
-        if not isinstance(sender, str):
-            raise InvalidRequest(f"sender must be a string, not {type(sender).__name__}",
-                                 code="InvalidSender")
-        problem = check_sender(sender)
-        if problem:
-            raise InvalidRequest(f"sender {problem}", code="InvalidSender")
-    if message_type is not None and (
-        not isinstance(message_type, str) or message_type not in MESSAGE_TYPES
-    ):
-        raise InvalidRequest("message_type must be OTP, NOTIFY or MKT", code="InvalidType")
-    if task_id is not None and (
-        not isinstance(task_id, str)
-        or not 1 <= len(task_id) <= MAX_TASK_ID
-        or not is_valid_unicode(task_id)
-    ):
-        raise InvalidRequest(f"task_id must be a string of 1-{MAX_TASK_ID} Unicode characters",
-                             code="InvalidTaskId")
-    if validity_period is not None and (
-        isinstance(validity_period, bool)
-        or not isinstance(validity_period, int)
-        or validity_period <= 0
-    ):
-        raise InvalidRequest("validity_period must be a whole number of seconds > 0",
-                             code="InvalidValidityPeriod")
+    sender, message_type, task_id, validity_period = check_options(
+        sender, message_type, task_id, validity_period)
     return Outgoing(
         recipient=recipient,
         message=message,
