@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, Throttled
+from ._operations import OPERATIONS
 
 if TYPE_CHECKING:
     from ._settings import Settings
@@ -49,15 +50,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("globesms.governor")
 
 #: Documented per-account limits of the 2018-05-01 operations (requests per second, Alibaba's
-#: flow-control page; the gateway drops what is over with ``Throttling.*``).
-OPERATION_LIMITS: dict[str, float] = {
-    "SendMessageToGlobe": 2000.0,
-    "BatchSendMessageToGlobe": 1.0,
-    "SendMessageWithTemplate": 1500.0,
-    "QueryMessage": 300.0,
-    "SmsConversion": 500.0,
-    "ConversionData": 10.0,
-}
+#: flow-control page; the gateway drops what is over with ``Throttling.*``), by action: read from
+#: the operation descriptors, which hold them.
+OPERATION_LIMITS: dict[str, float] = {op.action: op.account_rate for op in OPERATIONS}
 
 #: Seconds a start may drift after its slot (the wake grid plus the scheduling lag between a
 #: granted slot and the request reaching the endpoint). Slots are spaced for
